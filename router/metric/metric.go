@@ -1,0 +1,157 @@
+// Package metric holds shovel's core types: the sample that flows through the
+// router, the Kafka message it came from, and the small interfaces that
+// decoders and outputs implement. It imports nothing of shovel's own, so that
+// decoders, outputs and the router can all depend on it without depending on
+// each other.
+package metric
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sample is one data point on its way to Carbon.
+type Sample struct {
+	// Path is the dotted metric name, for example "voltha.internal.abc.deferreds".
+	Path string
+	// Time is seconds since the Unix epoch. It is a float because the
+	// producers shovel serves publish fractional timestamps; Carbon floors it.
+	Time float64
+	// Value is the measurement.
+	Value float64
+}
+
+// Header is one Kafka record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Message is one Kafka record as decoders and routes see it. A decoder must
+// not keep references to Value or Headers after Decode returns: the router
+// may reuse their memory.
+type Message struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Headers   []Header
+	Timestamp time.Time
+}
+
+// Header returns the value of the first header named key, and whether there was one.
+func (m *Message) Header(key string) ([]byte, bool) {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return h.Value, true
+		}
+	}
+	return nil, false
+}
+
+// Rejection says why one sample of a message was dropped while the message's
+// other samples went on.
+type Rejection struct {
+	Path   string // the (possibly partial) metric path, for the log line
+	Reason string // a short stable token such as "not_a_number", used as a counter label
+}
+
+// Result collects what one Decode call produced. The router reuses one
+// Result per worker, so decoders append to its slices rather than replace them.
+type Result struct {
+	Samples  []Sample
+	Rejected []Rejection
+}
+
+// Reset empties r, keeping its memory.
+func (r *Result) Reset() {
+	r.Samples = r.Samples[:0]
+	r.Rejected = r.Rejected[:0]
+}
+
+// Reject records that the sample at path was dropped for reason.
+func (r *Result) Reject(path, reason string) {
+	r.Rejected = append(r.Rejected, Rejection{Path: path, Reason: reason})
+}
+
+// Decoder turns one Kafka message into samples. Implementations must be safe
+// for concurrent use: the router calls one decoder from several workers.
+//
+// Decode appends the message's samples to out.Samples and records per-sample
+// rejections with out.Reject. It returns an error only when the whole
+// message is unusable; that error should be a *RejectError so that the
+// router can count it by reason.
+type Decoder interface {
+	Decode(msg *Message, out *Result) error
+}
+
+// Output delivers samples to one destination. Write is called by one
+// goroutine at a time; Write returning nil means the samples were handed to
+// the destination (written to its socket) and the router may commit the
+// messages they came from.
+type Output interface {
+	// Connect makes a first attempt to reach the destination. An error is
+	// not fatal: Write keeps trying to reconnect.
+	Connect(ctx context.Context) error
+	// Write delivers samples, or returns an error (wrapping ErrNotConnected
+	// when the destination cannot be reached right now).
+	Write(ctx context.Context, samples []Sample) error
+	// Close flushes and releases the output's resources.
+	Close() error
+}
+
+// ErrNotConnected is wrapped by Output.Write errors when the destination
+// cannot be reached; the router reacts by trying the fallback or waiting.
+var ErrNotConnected = errors.New("not connected")
+
+// Resolver maps a service name (written "@name" in the config) to the
+// addresses ("host:port") of its healthy instances. Outputs call it again
+// on every reconnect, so an address change is picked up without a restart.
+type Resolver interface {
+	Resolve(ctx context.Context, service string) ([]string, error)
+}
+
+// RejectError is a whole-message rejection with a stable reason token.
+type RejectError struct {
+	Reason string // short stable token, e.g. "invalid_json", used as a counter label
+	Detail string // human-readable detail for the log line
+}
+
+func (e *RejectError) Error() string {
+	if e.Detail == "" {
+		return e.Reason
+	}
+	return e.Reason + ": " + e.Detail
+}
+
+// Rejectf returns a *RejectError with the given reason and a formatted detail.
+func Rejectf(reason, format string, args ...any) error {
+	return &RejectError{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// ReasonOf returns the reason token of err if it is (or wraps) a
+// *RejectError, and "error" otherwise.
+func ReasonOf(err error) string {
+	var re *RejectError
+	if errors.As(err, &re) {
+		return re.Reason
+	}
+	return "error"
+}
+
+// Reason tokens shared by decoders and the router. Decoders may add their own.
+const (
+	ReasonInvalidJSON  = "invalid_json"
+	ReasonNoType       = "no_type"
+	ReasonUnknownType  = "unknown_type"
+	ReasonTooLarge     = "too_large"
+	ReasonBadTimestamp = "bad_timestamp"
+	ReasonBadShape     = "bad_shape"
+	ReasonNotANumber   = "not_a_number"
+	ReasonNotFinite    = "not_finite"
+	ReasonBadPath      = "bad_path"
+	ReasonNoRoute      = "no_route"
+)
