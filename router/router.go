@@ -1,0 +1,326 @@
+// Package router moves decoded samples from messages to outputs. It matches
+// each message to a route, decodes it with the route's decoder, checks every
+// sample, and hands the samples to one sink per output. A sink batches
+// samples across messages and writes them, falling back to another output
+// while its own cannot deliver. A message is acknowledged (its Kafka offset
+// may be committed) only when every output it went to has taken its samples.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/shovel-metrics/shovel/router/metric"
+)
+
+// Config is a fully built router: plugins instantiated, names resolved.
+type Config struct {
+	Routes  []Route
+	Outputs []OutputConfig
+	// Logger receives the router's own log lines; nil discards them.
+	Logger *slog.Logger
+}
+
+// Route sends the messages it matches through Decoder to the outputs named in Outputs.
+type Route struct {
+	// Name identifies the route in logs and counters ("routes[0]" when unnamed).
+	Name    string
+	Match   Match
+	Decoder metric.Decoder
+	// DecoderName labels rejection counters.
+	DecoderName string
+	Outputs     []string
+}
+
+// OutputConfig is one output instance with the router's policy around it.
+type OutputConfig struct {
+	Name   string
+	Output metric.Output
+	// Fallback names the output that takes this one's batches while this one
+	// cannot deliver; empty for none.
+	Fallback string
+	// BatchSize is the number of samples after which a batch is written at once.
+	BatchSize int
+	// FlushInterval bounds how long a sample waits for its batch to fill.
+	FlushInterval time.Duration
+	// QueueSize is how many messages may wait for this output before the
+	// router stops taking new ones; it bounds memory while Carbon is away.
+	QueueSize int
+}
+
+// Defaults for OutputConfig fields left zero.
+const (
+	DefaultBatchSize     = 5000
+	DefaultFlushInterval = 200 * time.Millisecond
+	DefaultQueueSize     = 1024
+)
+
+// Router is safe for use by one feeding goroutine (Handle) plus Close.
+type Router struct {
+	routes []compiledRoute
+	sinks  map[string]*sink
+	order  []*sink
+	log    *slog.Logger
+	limit  *rateLimiter
+	stats  *Stats
+
+	result metric.Result // reused by Handle: one feeder at a time
+
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+type compiledRoute struct {
+	Route
+	sinks []*sink
+}
+
+// New checks cfg and builds a router. It does no I/O: call Start to connect
+// the outputs and start their sinks.
+func New(cfg Config) (*Router, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Router{
+		sinks: make(map[string]*sink, len(cfg.Outputs)),
+		log:   log,
+		limit: newRateLimiter(10 * time.Second),
+		stats: newStats(),
+	}
+	guarded := make(map[string]*guardedOutput, len(cfg.Outputs))
+	for _, oc := range cfg.Outputs {
+		if oc.Name == "" || oc.Output == nil {
+			return nil, errors.New("router: output with empty name or nil Output")
+		}
+		if _, dup := guarded[oc.Name]; dup {
+			return nil, fmt.Errorf("router: output %q defined twice", oc.Name)
+		}
+		guarded[oc.Name] = &guardedOutput{name: oc.Name, out: oc.Output}
+	}
+	for _, oc := range cfg.Outputs {
+		chain, err := fallbackChain(oc.Name, cfg.Outputs)
+		if err != nil {
+			return nil, err
+		}
+		s := newSink(oc, chain, guarded, r.stats, log.With("output", oc.Name))
+		r.sinks[oc.Name] = s
+		r.order = append(r.order, s)
+	}
+	for i, rt := range cfg.Routes {
+		if rt.Name == "" {
+			rt.Name = fmt.Sprintf("routes[%d]", i)
+		}
+		if rt.Decoder == nil {
+			return nil, fmt.Errorf("router: %s has no decoder", rt.Name)
+		}
+		if len(rt.Outputs) == 0 {
+			return nil, fmt.Errorf("router: %s has no outputs", rt.Name)
+		}
+		cr := compiledRoute{Route: rt}
+		for _, name := range rt.Outputs {
+			s, ok := r.sinks[name]
+			if !ok {
+				return nil, fmt.Errorf("router: %s names unknown output %q", rt.Name, name)
+			}
+			cr.sinks = append(cr.sinks, s)
+		}
+		r.routes = append(r.routes, cr)
+	}
+	return r, nil
+}
+
+// fallbackChain returns the outputs start falls back to, in order. It
+// rejects cycles (a → b → a), which would bounce a batch between two dead
+// outputs forever.
+func fallbackChain(start string, outs []OutputConfig) ([]string, error) {
+	byName := make(map[string]string, len(outs))
+	for _, o := range outs {
+		byName[o.Name] = o.Fallback
+	}
+	var chain []string
+	seen := map[string]bool{start: true}
+	for cur := byName[start]; cur != ""; cur = byName[cur] {
+		if _, ok := byName[cur]; !ok {
+			return nil, fmt.Errorf("router: output %q falls back to unknown output %q", start, cur)
+		}
+		if seen[cur] {
+			return nil, fmt.Errorf("router: output %q: fallback chain loops back to %q", start, cur)
+		}
+		seen[cur] = true
+		chain = append(chain, cur)
+	}
+	return chain, nil
+}
+
+// Start connects every output (a failure is logged, not fatal: sinks keep
+// retrying) and starts the sinks. ctx bounds the connection attempts only.
+func (r *Router) Start(ctx context.Context) {
+	r.runCtx, r.cancelRun = context.WithCancel(context.Background())
+	for _, s := range r.order {
+		if err := s.primary.out.Connect(ctx); err != nil {
+			r.log.Warn("output not reachable yet; will keep trying", "output", s.name, "err", err)
+		}
+		r.wg.Add(1)
+		go func(s *sink) {
+			defer r.wg.Done()
+			s.run(r.runCtx)
+		}(s)
+	}
+}
+
+// Stats returns the router's counters.
+func (r *Router) Stats() *Stats { return r.stats }
+
+// Handle routes, decodes and enqueues one message. done is called exactly
+// once, when every output the message went to has taken its samples (or at
+// once, when the message yields nothing to deliver). Handle blocks while an
+// output's queue is full — that is how back-pressure reaches the consumer —
+// and returns ctx.Err() if ctx ends first, in which case done is never
+// called and the message must not be committed.
+func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) error {
+	r.stats.messages.Add(1)
+	rt := r.match(msg)
+	if rt == nil {
+		r.reject(msg, "", metric.ReasonNoRoute, "no route matches", nil)
+		done()
+		return nil
+	}
+	res := &r.result
+	res.Reset()
+	if err := safeDecode(rt.Decoder, msg, res); err != nil {
+		r.reject(msg, rt.DecoderName, metric.ReasonOf(err), err.Error(), nil)
+		done()
+		return nil
+	}
+	for _, rj := range res.Rejected {
+		r.reject(msg, rt.DecoderName, rj.Reason, "sample dropped", &rj)
+	}
+	samples := r.checkSamples(msg, rt.DecoderName, res.Samples)
+	if len(samples) == 0 {
+		done()
+		return nil
+	}
+	r.stats.samplesIn.Add(uint64(len(samples)))
+	// One copy shared read-only by every sink: res is reused by the next call.
+	batch := &delivery{samples: append([]metric.Sample(nil), samples...), done: done}
+	batch.pending.Store(int32(len(rt.sinks)))
+	for _, s := range rt.sinks {
+		if err := s.enqueue(ctx, batch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkSamples drops, in place, samples that no output can carry safely:
+// an invalid path (a space or newline would inject a Carbon line) or a
+// non-finite value. Decoders are expected to do this already; the router
+// checks again because a decoder registered by a user may not.
+func (r *Router) checkSamples(msg *metric.Message, decoder string, in []metric.Sample) []metric.Sample {
+	out := in[:0]
+	for _, s := range in {
+		switch {
+		case !metric.ValidPath(s.Path):
+			r.reject(msg, decoder, metric.ReasonBadPath, "sample dropped", &metric.Rejection{Path: s.Path, Reason: metric.ReasonBadPath})
+		case !finite(s.Value):
+			r.reject(msg, decoder, metric.ReasonNotFinite, "sample dropped", &metric.Rejection{Path: s.Path, Reason: metric.ReasonNotFinite})
+		case !finite(s.Time) || s.Time < 0:
+			r.reject(msg, decoder, metric.ReasonBadTimestamp, "sample dropped", &metric.Rejection{Path: s.Path, Reason: metric.ReasonBadTimestamp})
+		default:
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func finite(f float64) bool { return f-f == 0 }
+
+// safeDecode turns a decoder panic into a rejection: one hostile message
+// must not take the router down with it.
+func safeDecode(d metric.Decoder, msg *metric.Message, res *metric.Result) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res.Reset()
+			err = metric.Rejectf("decoder_panic", "%v", p)
+		}
+	}()
+	return d.Decode(msg, res)
+}
+
+func (r *Router) match(msg *metric.Message) *compiledRoute {
+	var typ msgType
+	for i := range r.routes {
+		if r.routes[i].Match.matches(msg, &typ) {
+			return &r.routes[i]
+		}
+	}
+	return nil
+}
+
+// reject counts a rejection and logs it at a bounded rate per reason.
+func (r *Router) reject(msg *metric.Message, decoder, reason, what string, rj *metric.Rejection) {
+	if rj != nil {
+		r.stats.rejectSample(decoder, reason)
+	} else {
+		r.stats.rejectMessage(decoder, reason)
+	}
+	if n, ok := r.limit.allow(decoder + "/" + reason); ok {
+		attrs := []any{
+			"reason", reason, "decoder", decoder,
+			"topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset,
+			"excerpt", excerpt(msg.Value, 120),
+		}
+		if rj != nil {
+			attrs = append(attrs, "path", excerpt([]byte(rj.Path), 120))
+		}
+		if n > 0 {
+			attrs = append(attrs, "suppressed", n)
+		}
+		r.log.Warn(what, attrs...)
+	}
+}
+
+// excerpt returns at most n bytes of b, quoted so that control characters
+// and invalid UTF-8 cannot corrupt the log.
+func excerpt(b []byte, n int) string {
+	if len(b) > n {
+		return fmt.Sprintf("%q…(%d bytes)", b[:n], len(b))
+	}
+	return fmt.Sprintf("%q", b)
+}
+
+// Close stops taking messages, flushes what the sinks hold (retrying until
+// ctx ends), closes the outputs and waits for the sinks to finish. Batches
+// not delivered by then are not acknowledged, so their offsets stay
+// uncommitted and are delivered again after a restart.
+func (r *Router) Close(ctx context.Context) error {
+	var errs []error
+	r.closeOnce.Do(func() {
+		for _, s := range r.order {
+			s.close()
+		}
+		finished := make(chan struct{})
+		go func() { r.wg.Wait(); close(finished) }()
+		select {
+		case <-finished:
+		case <-ctx.Done():
+			r.cancelRun()
+			<-finished
+			errs = append(errs, fmt.Errorf("router: shutdown deadline reached with undelivered batches: %w", ctx.Err()))
+		}
+		r.cancelRun()
+		for _, s := range r.order {
+			if err := s.primary.out.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("router: close output %q: %w", s.name, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}

@@ -1,0 +1,200 @@
+package router
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shovel-metrics/shovel/router/metric"
+)
+
+// delivery is one message's samples on their way to the outputs of its
+// route. Sinks share it read-only; the last one to deliver acknowledges the
+// message.
+type delivery struct {
+	samples []metric.Sample
+	done    func()
+	pending atomic.Int32
+}
+
+func (d *delivery) ack() {
+	if d.pending.Add(-1) == 0 {
+		d.done()
+	}
+}
+
+// guardedOutput serialises Write: an output may be some routes' primary and
+// another output's fallback at the same time, and Output.Write is not
+// required to be safe for concurrent use.
+type guardedOutput struct {
+	name string
+	mu   sync.Mutex
+	out  metric.Output
+}
+
+func (g *guardedOutput) write(ctx context.Context, samples []metric.Sample) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.out.Write(ctx, samples)
+}
+
+// sink owns the batching and delivery policy of one output.
+type sink struct {
+	name       string
+	primary    *guardedOutput
+	fallbacks  []*guardedOutput // the fallback chain, in order
+	in         chan *delivery
+	batchSize  int
+	flushEvery time.Duration
+	stats      *Stats
+	log        *slog.Logger
+
+	closeOnce sync.Once
+	degraded  bool // the primary failed its last write; logged on change only
+}
+
+func newSink(oc OutputConfig, fallbacks []string, outs map[string]*guardedOutput, stats *Stats, log *slog.Logger) *sink {
+	s := &sink{
+		name:       oc.Name,
+		primary:    outs[oc.Name],
+		batchSize:  orDefault(oc.BatchSize, DefaultBatchSize),
+		flushEvery: orDefault(oc.FlushInterval, DefaultFlushInterval),
+		in:         make(chan *delivery, orDefault(oc.QueueSize, DefaultQueueSize)),
+		stats:      stats,
+		log:        log,
+	}
+	for _, fb := range fallbacks {
+		s.fallbacks = append(s.fallbacks, outs[fb])
+	}
+	return s
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+func (s *sink) enqueue(ctx context.Context, d *delivery) error {
+	select {
+	case s.in <- d:
+		return nil
+	default:
+	}
+	select {
+	case s.in <- d:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close tells the sink that no more deliveries will come; run flushes what
+// it holds and returns.
+func (s *sink) close() { s.closeOnce.Do(func() { close(s.in) }) }
+
+// run batches deliveries until the batch is full or its oldest sample has
+// waited flushEvery, then writes it. While a write cannot succeed, run
+// stops reading its queue, which fills and stops the consumer: samples
+// wait in Kafka, not in memory.
+func (s *sink) run(ctx context.Context) {
+	var (
+		batch []metric.Sample
+		acks  []*delivery
+		timer = time.NewTimer(time.Hour)
+		armed bool
+	)
+	timer.Stop()
+	flush := func() bool {
+		if armed {
+			timer.Stop()
+			armed = false
+		}
+		if len(batch) == 0 {
+			return true
+		}
+		if !s.deliver(ctx, batch) {
+			return false
+		}
+		for _, d := range acks {
+			d.ack()
+		}
+		clear(acks) // let the delivered samples be collected
+		batch, acks = batch[:0], acks[:0]
+		return true
+	}
+	for {
+		select {
+		case d, ok := <-s.in:
+			if !ok {
+				flush()
+				return
+			}
+			if len(batch) == 0 && !armed {
+				timer.Reset(s.flushEvery)
+				armed = true
+			}
+			batch = append(batch, d.samples...)
+			acks = append(acks, d)
+			if len(batch) >= s.batchSize && !flush() {
+				return
+			}
+		case <-timer.C:
+			armed = false
+			if !flush() {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// deliver writes batch to the primary, or down the fallback chain, retrying
+// with a capped backoff until one takes it. It returns false only when ctx
+// ends first; the batch is then left unacknowledged.
+func (s *sink) deliver(ctx context.Context, batch []metric.Sample) bool {
+	backoff := minRetryWait
+	for {
+		err := s.primary.write(ctx, batch)
+		if err == nil {
+			if s.degraded {
+				s.degraded = false
+				s.log.Info("output delivering again")
+			}
+			s.stats.batches.Add(1)
+			s.stats.samplesOut.Add(uint64(len(batch)))
+			return true
+		}
+		s.stats.writeFails.Add(1)
+		if !s.degraded {
+			s.degraded = true
+			s.log.Warn("output cannot deliver", "err", err, "fallbacks", len(s.fallbacks))
+		}
+		for _, fb := range s.fallbacks {
+			if ferr := fb.write(ctx, batch); ferr == nil {
+				s.stats.fallbacks.Add(1)
+				s.stats.batches.Add(1)
+				s.stats.samplesOut.Add(uint64(len(batch)))
+				return true
+			}
+			s.stats.writeFails.Add(1)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxRetryWait)
+	}
+}
+
+// The sink's own retry pace; dialling has its own backoff inside each output,
+// so this only sets how often a cheap "still not connected?" is asked.
+const (
+	minRetryWait = 20 * time.Millisecond
+	maxRetryWait = time.Second
+)
