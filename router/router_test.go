@@ -378,4 +378,3 @@ func TestRateLimiter(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, 5, n)
 }
-
