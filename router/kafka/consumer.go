@@ -1,0 +1,381 @@
+// Package kafka is shovel's Kafka source, built on confluent-kafka-go
+// (librdkafka). It is the only package that needs cgo: the rest of shovel
+// sees messages as metric.Message and acknowledges them with a func().
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	ck "github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/shovel-metrics/shovel/router/metric"
+)
+
+// Config says what to consume.
+type Config struct {
+	// Brokers is librdkafka's bootstrap.servers: a comma-separated host:port list.
+	Brokers string
+	// Topics are names, or regular expressions when they start with "^".
+	Topics []string
+	// Group is the consumer group: members share partitions and committed offsets.
+	Group string
+	// Start is where a partition with no committed offset begins: "earliest" or "latest".
+	Start string
+	// Settings are extra librdkafka properties; they override shovel's defaults.
+	Settings map[string]any
+}
+
+// Handler takes one message. It may block to apply back-pressure; it must
+// call done once every output has taken the message's samples, and it
+// returns an error only when ctx ends. Messages of a partition are handed
+// to it one at a time, in offset order.
+type Handler func(ctx context.Context, msg *metric.Message, done func()) error
+
+// managed lists the librdkafka properties shovel sets itself because its
+// delivery guarantee depends on them.
+var managed = map[string]string{
+	"enable.auto.offset.store": "offsets are stored only after delivery",
+	"group.id":                 "set kafka.group instead",
+	"bootstrap.servers":        "set kafka.brokers instead",
+	"auto.offset.reset":        "set kafka.start instead",
+}
+
+// CheckSettings rejects librdkafka properties shovel manages itself.
+func CheckSettings(settings map[string]any) error {
+	for k := range settings {
+		if why, ok := managed[k]; ok {
+			return fmt.Errorf("%s: managed by shovel (%s)", k, why)
+		}
+	}
+	return nil
+}
+
+// Consumer reads a consumer group's partitions and stores each partition's
+// offset only up to the last message whose samples every output has taken.
+type Consumer struct {
+	c   *ck.Consumer
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	trackers map[partKey]*partTracker
+	assigned []ck.TopicPartition
+	paused   bool
+
+	lastStore time.Time
+	logsDone  chan struct{}
+}
+
+type partKey struct {
+	topic     string
+	partition int32
+}
+
+func key(topic string, partition int32) partKey { return partKey{topic, partition} }
+
+// New creates the consumer and subscribes; the group is joined on the first Run poll.
+func New(cfg Config, log *slog.Logger) (*Consumer, error) {
+	if err := CheckSettings(cfg.Settings); err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	cm := ck.ConfigMap{
+		// Offsets are committed in the background, but only the ones the
+		// router has stored after delivery; a crash repeats at most about
+		// one commit interval of already-delivered messages.
+		"enable.auto.commit":         true,
+		"auto.commit.interval.ms":    1000,
+		"go.logs.channel.enable":     true,
+		"session.timeout.ms":         30000,
+		"fetch.wait.max.ms":          100,
+		"fetch.min.bytes":            1,
+		"queued.max.messages.kbytes": 32768,
+	}
+	for k, v := range cfg.Settings {
+		cm[k] = v
+	}
+	cm["bootstrap.servers"] = cfg.Brokers
+	cm["group.id"] = cfg.Group
+	cm["auto.offset.reset"] = cfg.Start
+	cm["enable.auto.offset.store"] = false
+
+	c, err := ck.NewConsumer(&cm)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: create consumer for %s: %w", cfg.Brokers, err)
+	}
+	k := &Consumer{c: c, cfg: cfg, log: log, trackers: map[partKey]*partTracker{}, logsDone: make(chan struct{})}
+	go k.forwardLogs()
+	if err := c.SubscribeTopics(cfg.Topics, k.rebalance); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("kafka: subscribe to %s: %w", strings.Join(cfg.Topics, ","), err)
+	}
+	return k, nil
+}
+
+// forwardLogs sends librdkafka's own log lines to slog, so an operator
+// sees one log stream.
+func (k *Consumer) forwardLogs() {
+	defer close(k.logsDone)
+	for ev := range k.c.Logs() {
+		lvl := slog.LevelDebug
+		switch {
+		case ev.Level <= 3:
+			lvl = slog.LevelError
+		case ev.Level == 4:
+			lvl = slog.LevelWarn
+		case ev.Level <= 6:
+			lvl = slog.LevelInfo
+		}
+		k.log.Log(context.Background(), lvl, ev.Message, "source", "librdkafka", "tag", ev.Tag)
+	}
+}
+
+// rebalance runs inside Poll. On revocation it stores and commits what was
+// delivered, so that the partition's next owner starts right after it.
+func (k *Consumer) rebalance(c *ck.Consumer, ev ck.Event) error {
+	switch e := ev.(type) {
+	case ck.AssignedPartitions:
+		k.log.Info("partitions assigned", "partitions", fmtParts(e.Partitions))
+		k.mu.Lock()
+		for _, tp := range e.Partitions {
+			k.trackers[key(*tp.Topic, tp.Partition)] = newPartTracker(*tp.Topic, tp.Partition)
+		}
+		k.assigned = append(k.assigned, e.Partitions...)
+		paused := k.paused
+		k.mu.Unlock()
+		if err := c.Assign(e.Partitions); err != nil {
+			return fmt.Errorf("kafka: assign: %w", err)
+		}
+		if paused {
+			// Still waiting for an output: new partitions wait too.
+			if err := c.Pause(e.Partitions); err != nil {
+				k.log.Warn("pause new partitions", "err", err)
+			}
+		}
+	case ck.RevokedPartitions:
+		k.log.Info("partitions revoked", "partitions", fmtParts(e.Partitions))
+		k.storeOffsets(true)
+		if _, err := c.Commit(); err != nil && !isNoOffset(err) {
+			k.log.Warn("commit on revoke", "err", err)
+		}
+		k.mu.Lock()
+		for _, tp := range e.Partitions {
+			delete(k.trackers, key(*tp.Topic, tp.Partition))
+		}
+		k.assigned = nil
+		k.mu.Unlock()
+		if err := c.Unassign(); err != nil {
+			return fmt.Errorf("kafka: unassign: %w", err)
+		}
+	}
+	return nil
+}
+
+func isNoOffset(err error) bool {
+	var kerr ck.Error
+	return errors.As(err, &kerr) && kerr.Code() == ck.ErrNoOffset
+}
+
+func fmtParts(tps []ck.TopicPartition) string {
+	var b strings.Builder
+	for i, tp := range tps {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s[%d]", *tp.Topic, tp.Partition)
+	}
+	return b.String()
+}
+
+// storeOffsets hands the delivered positions to librdkafka, which commits
+// them in the background (and synchronously on revoke and close).
+func (k *Consumer) storeOffsets(force bool) {
+	now := time.Now()
+	if !force && now.Sub(k.lastStore) < 50*time.Millisecond {
+		return
+	}
+	k.lastStore = now
+	var tps []ck.TopicPartition
+	k.mu.Lock()
+	for _, t := range k.trackers {
+		if off, ok := t.take(); ok {
+			topic := t.topic
+			tps = append(tps, ck.TopicPartition{Topic: &topic, Partition: t.partition, Offset: ck.Offset(off)})
+		}
+	}
+	k.mu.Unlock()
+	if len(tps) == 0 {
+		return
+	}
+	if _, err := k.c.StoreOffsets(tps); err != nil {
+		// Happens when a partition was revoked meanwhile; its messages will
+		// be delivered again by its new owner, which is allowed.
+		k.log.Debug("store offsets", "err", err)
+	}
+}
+
+// backlogLimit bounds the messages polled but not yet taken by the handler.
+// Past it the consumer pauses its partitions and only serves group events.
+const backlogLimit = 2048
+
+// Run polls until ctx ends, handing messages to h from one goroutine.
+func (k *Consumer) Run(ctx context.Context, h Handler) error {
+	work := make(chan []polled, 1)
+	handlerDone := make(chan error, 1)
+	go func() {
+		defer close(handlerDone)
+		for batch := range work {
+			for _, p := range batch {
+				if err := h(ctx, p.msg, p.done); err != nil {
+					handlerDone <- err
+					for range work { // let the poll loop finish
+					}
+					return
+				}
+			}
+		}
+	}()
+	defer func() {
+		close(work)
+		<-handlerDone
+	}()
+
+	var backlog []polled
+	for ctx.Err() == nil {
+		if len(backlog) > 0 {
+			select {
+			case work <- backlog:
+				backlog = nil
+			default:
+			}
+		}
+		if len(backlog) >= backlogLimit {
+			// The handler is behind (an output is down or slow). Stop
+			// fetching but keep polling, so the group keeps us as a member.
+			k.setPaused(true)
+			select {
+			case work <- backlog:
+				backlog = nil
+			case <-time.After(100 * time.Millisecond):
+			case <-ctx.Done():
+				return nil
+			}
+		} else if len(backlog) == 0 {
+			k.setPaused(false)
+		}
+		timeout := 100
+		if len(backlog) > 0 {
+			timeout = 1 // the handler may free up any moment
+		}
+		if err := k.poll(timeout, &backlog); err != nil {
+			return err
+		}
+		k.storeOffsets(false)
+	}
+	return nil
+}
+
+// polled is a message with the tracker of the assignment it was fetched
+// under: if its partition is revoked and assigned again meanwhile, its
+// acknowledgement goes to the old tracker and changes nothing.
+type polled struct {
+	msg *metric.Message
+	t   *partTracker
+}
+
+func (p polled) done() { p.t.markDone(p.msg.Offset) }
+
+func (k *Consumer) poll(timeoutMs int, backlog *[]polled) error {
+	switch e := k.c.Poll(timeoutMs).(type) {
+	case *ck.Message:
+		if e.TopicPartition.Error != nil {
+			k.log.Warn("partition error", "topic", *e.TopicPartition.Topic, "partition", e.TopicPartition.Partition, "err", e.TopicPartition.Error)
+			return nil
+		}
+		m := convert(e)
+		k.mu.Lock()
+		t := k.trackers[key(m.Topic, m.Partition)]
+		k.mu.Unlock()
+		if t == nil {
+			return nil // a straggler from a revoked partition
+		}
+		t.add(m.Offset)
+		*backlog = append(*backlog, polled{msg: m, t: t})
+	case ck.Error:
+		if e.IsFatal() {
+			return fmt.Errorf("kafka: fatal error: %w", e)
+		}
+		// Transient errors (broker down, all brokers down) are retried by
+		// librdkafka itself; they are worth a line, not a stop.
+		k.log.Warn("kafka error", "code", e.Code().String(), "err", e.Error())
+	case ck.OffsetsCommitted:
+		if e.Error != nil && !isNoOffset(e.Error) {
+			k.log.Warn("offset commit failed", "err", e.Error)
+		}
+	}
+	return nil
+}
+
+func (k *Consumer) setPaused(paused bool) {
+	k.mu.Lock()
+	if k.paused == paused {
+		k.mu.Unlock()
+		return
+	}
+	k.paused = paused
+	parts := append([]ck.TopicPartition(nil), k.assigned...)
+	k.mu.Unlock()
+	if len(parts) == 0 {
+		return
+	}
+	var err error
+	if paused {
+		k.log.Warn("outputs are behind; pausing consumption", "partitions", fmtParts(parts))
+		err = k.c.Pause(parts)
+	} else {
+		k.log.Info("resuming consumption", "partitions", fmtParts(parts))
+		err = k.c.Resume(parts)
+	}
+	if err != nil {
+		k.log.Warn("pause/resume", "paused", paused, "err", err)
+	}
+}
+
+func convert(e *ck.Message) *metric.Message {
+	m := &metric.Message{
+		Topic:     *e.TopicPartition.Topic,
+		Partition: e.TopicPartition.Partition,
+		Offset:    int64(e.TopicPartition.Offset),
+		Key:       e.Key,
+		Value:     e.Value,
+		Timestamp: e.Timestamp,
+	}
+	if len(e.Headers) > 0 {
+		m.Headers = make([]metric.Header, len(e.Headers))
+		for i, h := range e.Headers {
+			m.Headers[i] = metric.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return m
+}
+
+// Close stores and synchronously commits what was delivered, leaves the
+// group and releases librdkafka. Call it after the router has flushed, so
+// that the last acknowledgements are included.
+func (k *Consumer) Close() error {
+	k.storeOffsets(true)
+	var errs []error
+	if _, err := k.c.Commit(); err != nil && !isNoOffset(err) {
+		errs = append(errs, fmt.Errorf("kafka: final commit: %w", err))
+	}
+	if err := k.c.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("kafka: close: %w", err))
+	}
+	<-k.logsDone
+	return errors.Join(errs...)
+}

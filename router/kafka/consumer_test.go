@@ -1,0 +1,165 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shovel-metrics/shovel/router/kafka/kafkatest"
+	"github.com/shovel-metrics/shovel/router/metric"
+)
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(&tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w *tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+func produceNumbered(t *testing.T, b *kafkatest.Broker, topic string, partitions int32, n int) {
+	recs := make([]kafkatest.Record, n)
+	for i := range recs {
+		recs[i] = kafkatest.Record{Topic: topic, Partition: int32(i) % partitions, Value: []byte(strconv.Itoa(i))}
+	}
+	b.Produce(t, recs...)
+}
+
+// run consumes until stop says so (or 30 s pass), then closes the consumer.
+func run(t *testing.T, cfg Config, h Handler, stop func() bool) {
+	t.Helper()
+	c, err := New(cfg, testLogger(t))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx, h) }()
+	require.Eventually(t, stop, 30*time.Second, 5*time.Millisecond)
+	cancel()
+	require.NoError(t, <-errc)
+	require.NoError(t, c.Close())
+}
+
+func TestConsumerDeliversInPartitionOrderAndCommitsAcknowledged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the kfake broker")
+	}
+	b := kafkatest.Start(t, 3, "kpis")
+	produceNumbered(t, b, "kpis", 3, 300)
+
+	var mu sync.Mutex
+	seen := map[int32][]int64{}
+	count := atomic.Int32{}
+	cfg := Config{Brokers: b.Addr, Topics: []string{"kpis"}, Group: "g1", Start: "earliest"}
+	run(t, cfg, func(ctx context.Context, m *metric.Message, done func()) error {
+		mu.Lock()
+		seen[m.Partition] = append(seen[m.Partition], m.Offset)
+		mu.Unlock()
+		done()
+		count.Add(1)
+		return nil
+	}, func() bool { return count.Load() == 300 })
+
+	for p := int32(0); p < 3; p++ {
+		require.Len(t, seen[p], 100, "partition %d", p)
+		for i, off := range seen[p] {
+			require.EqualValues(t, i, off, "partition %d in order", p)
+		}
+	}
+	require.Equal(t, map[int32]int64{0: 100, 1: 100, 2: 100}, b.Committed(t, "g1", "kpis"))
+}
+
+func TestConsumerCommitsOnlyDeliveredPrefix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the kfake broker")
+	}
+	b := kafkatest.Start(t, 1, "kpis")
+	produceNumbered(t, b, "kpis", 1, 20)
+
+	// Acknowledge everything but offset 10: the commit must stop there.
+	count := atomic.Int32{}
+	cfg := Config{Brokers: b.Addr, Topics: []string{"kpis"}, Group: "g2", Start: "earliest"}
+	run(t, cfg, func(ctx context.Context, m *metric.Message, done func()) error {
+		if m.Offset != 10 {
+			done()
+		}
+		count.Add(1)
+		return nil
+	}, func() bool { return count.Load() == 20 })
+	require.Equal(t, map[int32]int64{0: 10}, b.Committed(t, "g2", "kpis"))
+
+	// The same group starts again at the first unacknowledged message.
+	var first atomic.Int64
+	first.Store(-1)
+	count.Store(0)
+	run(t, cfg, func(ctx context.Context, m *metric.Message, done func()) error {
+		first.CompareAndSwap(-1, m.Offset)
+		done()
+		count.Add(1)
+		return nil
+	}, func() bool { return count.Load() == 10 })
+	require.EqualValues(t, 10, first.Load())
+	require.Equal(t, map[int32]int64{0: 20}, b.Committed(t, "g2", "kpis"))
+}
+
+func TestConsumerWaitsForABlockedHandler(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the kfake broker")
+	}
+	b := kafkatest.Start(t, 2, "kpis")
+	const n = 3 * backlogLimit // enough to fill the backlog and pause
+	produceNumbered(t, b, "kpis", 2, n)
+
+	gate := make(chan struct{})
+	count := atomic.Int32{}
+	cfg := Config{Brokers: b.Addr, Topics: []string{"kpis"}, Group: "g3", Start: "earliest"}
+	c, err := New(cfg, testLogger(t))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		errc <- c.Run(ctx, func(ctx context.Context, m *metric.Message, done func()) error {
+			if m.Offset == 5 && m.Partition == 0 {
+				select { // an output that cannot deliver
+				case <-gate:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			done()
+			count.Add(1)
+			return nil
+		})
+	}()
+	require.Eventually(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.paused
+	}, 30*time.Second, 5*time.Millisecond, "consumer should pause while the handler is blocked")
+	// The blocked consumer keeps serving the group: no message is lost or skipped.
+	time.Sleep(200 * time.Millisecond)
+	close(gate)
+	require.Eventually(t, func() bool { return count.Load() == n }, 30*time.Second, 5*time.Millisecond,
+		fmt.Sprintf("delivered %d of %d", count.Load(), n))
+	cancel()
+	require.NoError(t, <-errc)
+	require.NoError(t, c.Close())
+	committed := b.Committed(t, "g3", "kpis")
+	require.EqualValues(t, n, committed[0]+committed[1])
+}
+
+func TestCheckSettings(t *testing.T) {
+	require.NoError(t, CheckSettings(map[string]any{"security.protocol": "SSL"}))
+	err := CheckSettings(map[string]any{"enable.auto.offset.store": true})
+	require.EqualError(t, err, "enable.auto.offset.store: managed by shovel (offsets are stored only after delivery)")
+}

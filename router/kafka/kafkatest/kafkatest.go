@@ -1,0 +1,103 @@
+// Package kafkatest runs a real Kafka-protocol broker for tests: franz-go's
+// kfake, in-process, on a free loopback port. confluent-kafka-go (librdkafka)
+// talks to it over TCP exactly as it talks to Apache Kafka, for the part of
+// the protocol they share.
+package kafkatest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Broker is a running kfake cluster of one broker.
+type Broker struct {
+	Addr    string
+	cluster *kfake.Cluster
+	client  *kgo.Client
+}
+
+// Start runs a broker with the given topics, each with partitions
+// partitions, and stops it when the test ends.
+func Start(t testing.TB, partitions int32, topics ...string) *Broker {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatalf("kafkatest: start kfake: %v", err)
+	}
+	b := &Broker{Addr: c.ListenAddrs()[0], cluster: c}
+	b.client, err = kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchMaxBytes(16<<20), kgo.MaxBufferedRecords(100000))
+	if err != nil {
+		c.Close()
+		t.Fatalf("kafkatest: client: %v", err)
+	}
+	t.Cleanup(func() {
+		b.client.Close()
+		c.Close()
+	})
+	return b
+}
+
+// Record is one message to produce.
+type Record struct {
+	Topic     string
+	Partition int32
+	Value     []byte
+	Headers   map[string]string
+}
+
+// Produce writes the records and waits until the broker has them all.
+func (b *Broker) Produce(t testing.TB, recs ...Record) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	krs := make([]*kgo.Record, len(recs))
+	for i, r := range recs {
+		kr := &kgo.Record{Topic: r.Topic, Partition: r.Partition, Value: r.Value}
+		for k, v := range r.Headers {
+			kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
+		}
+		krs[i] = kr
+	}
+	if err := b.client.ProduceSync(ctx, krs...).FirstErr(); err != nil {
+		t.Fatalf("kafkatest: produce: %v", err)
+	}
+}
+
+// Committed returns the group's committed offset for each partition of
+// topic that has one.
+func (b *Broker) Committed(t testing.TB, group, topic string) map[int32]int64 {
+	t.Helper()
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Group = group
+	rt := kmsg.NewOffsetFetchRequestTopic()
+	rt.Topic = topic
+	for p := int32(0); p < 64; p++ {
+		rt.Partitions = append(rt.Partitions, p)
+	}
+	req.Topics = append(req.Topics, rt)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, b.client)
+	if err != nil {
+		t.Fatalf("kafkatest: offset fetch: %v", err)
+	}
+	out := map[int32]int64{}
+	for _, rt := range resp.Topics {
+		for _, p := range rt.Partitions {
+			if p.ErrorCode == 0 && p.Offset >= 0 {
+				out[p.Partition] = p.Offset
+			}
+		}
+	}
+	return out
+}
+
+// String is the bootstrap address, for logs.
+func (b *Broker) String() string { return fmt.Sprintf("kfake@%s", b.Addr) }
