@@ -1,12 +1,12 @@
 package router
 
 import (
-	"bytes"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 
+	"github.com/shovel-metrics/shovel/decoders/jsonscan"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 
@@ -18,7 +18,8 @@ type Match struct {
 	// Topic is the Kafka topic: an exact name, or a regular expression when
 	// it starts with "^" (the convention librdkafka uses for subscriptions).
 	Topic string
-	// Headers must all be present on the record with exactly these values.
+	// Headers must all be present on the record with exactly these values;
+	// names compare case-insensitively.
 	Headers map[string]string
 
 	topicRE *regexp.Regexp
@@ -40,17 +41,17 @@ func NewMatch(typ, topic string, headers map[string]string) (Match, error) {
 // msgType caches a message's "type" so that several routes can test it
 // while the JSON is scanned at most once.
 type msgType struct {
-	done  bool
-	value string
-	ok    bool
+	done   bool
+	value  string
+	reason string // why there is no type; "" when there is one
 }
 
 func (t *msgType) get(value []byte) (string, bool) {
 	if !t.done {
-		t.value, t.ok = messageType(value)
+		t.value, t.reason = messageType(value)
 		t.done = true
 	}
-	return t.value, t.ok
+	return t.value, t.reason == ""
 }
 
 func (m *Match) matches(msg *metric.Message, typ *msgType) bool {
@@ -64,8 +65,7 @@ func (m *Match) matches(msg *metric.Message, typ *msgType) bool {
 		}
 	}
 	for k, v := range m.Headers {
-		hv, ok := msg.Header(k)
-		if !ok || string(hv) != v {
+		if !hasHeader(msg, k, v) {
 			return false
 		}
 	}
@@ -78,16 +78,34 @@ func (m *Match) matches(msg *metric.Message, typ *msgType) bool {
 	return true
 }
 
-// messageType returns the top-level "type" string of a JSON object.
-func messageType(value []byte) (string, bool) {
-	if len(bytes.TrimSpace(value)) == 0 || bytes.TrimSpace(value)[0] != '{' {
-		return "", false
+// hasHeader compares names case-insensitively: YAML config keys are folded
+// to lower case on load, and header names are conventionally case-free.
+func hasHeader(msg *metric.Message, name, value string) bool {
+	for _, h := range msg.Headers {
+		if strings.EqualFold(h.Key, name) && string(h.Value) == value {
+			return true
+		}
 	}
-	var env struct {
-		Type string `json:"type"`
-	}
-	if err := json.Unmarshal(value, &env); err != nil {
-		return "", false
-	}
-	return env.Type, env.Type != ""
+	return false
 }
+
+// messageType returns the top-level "type" string of a JSON object, or the
+// reason it has none: the reason is what a message no route matched is
+// counted under, so that a broken producer shows up as invalid_json rather
+// than as an unknown type.
+func messageType(value []byte) (string, string) {
+	t, err := jsonscan.TopLevelString(value, "type")
+	switch {
+	case err == nil:
+		return t, ""
+	case errors.Is(err, jsonscan.ErrTooDeep):
+		return "", ReasonTooDeep
+	case errors.Is(err, jsonscan.ErrSyntax):
+		return "", metric.ReasonInvalidJSON
+	default: // no "type", or not a string
+		return "", metric.ReasonNoType
+	}
+}
+
+// ReasonTooDeep counts messages nested deeper than the JSON scanner allows.
+const ReasonTooDeep = "too_deep"

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -186,9 +187,14 @@ func (r *Router) Stats() *Stats { return r.stats }
 // called and the message must not be committed.
 func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) error {
 	r.stats.messages.Add(1)
-	rt := r.match(msg)
+	var typ msgType
+	rt := r.match(msg, &typ)
 	if rt == nil {
-		r.reject(msg, "", metric.ReasonNoRoute, "no route matches", nil)
+		reason := metric.ReasonNoRoute
+		if typ.done && typ.reason != "" {
+			reason = typ.reason
+		}
+		r.reject(msg, "", reason, "no route matches", nil)
 		done()
 		return nil
 	}
@@ -254,10 +260,9 @@ func safeDecode(d metric.Decoder, msg *metric.Message, res *metric.Result) (err 
 	return d.Decode(msg, res)
 }
 
-func (r *Router) match(msg *metric.Message) *compiledRoute {
-	var typ msgType
+func (r *Router) match(msg *metric.Message, typ *msgType) *compiledRoute {
 	for i := range r.routes {
-		if r.routes[i].Match.matches(msg, &typ) {
+		if r.routes[i].Match.matches(msg, typ) {
 			return &r.routes[i]
 		}
 	}
@@ -287,13 +292,13 @@ func (r *Router) reject(msg *metric.Message, decoder, reason, what string, rj *m
 	}
 }
 
-// excerpt returns at most n bytes of b, quoted so that control characters
-// and invalid UTF-8 cannot corrupt the log.
+// excerpt returns at most n bytes of b as valid UTF-8; slog's handlers
+// quote control characters, so a hostile message cannot forge log lines.
 func excerpt(b []byte, n int) string {
 	if len(b) > n {
-		return fmt.Sprintf("%q…(%d bytes)", b[:n], len(b))
+		return strings.ToValidUTF8(string(b[:n]), "\uFFFD") + fmt.Sprintf("…(%d bytes)", len(b))
 	}
-	return fmt.Sprintf("%q", b)
+	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
 // Close stops taking messages, flushes what the sinks hold (retrying until

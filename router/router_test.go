@@ -211,8 +211,16 @@ func TestNoRouteIsCountedAndAcknowledged(t *testing.T) {
 	slice, _ := NewMatch("slice", "", nil)
 	h := newHarness(t, []Route{{Match: slice, Decoder: lineDecoder{}, Outputs: []string{"a"}}}, []OutputConfig{fastOutput("a")})
 	h.send(t, "t", `{"type":"other"}`)
-	h.waitAcked(t, 1)
-	require.Equal(t, map[RejectKey]uint64{{"", metric.ReasonNoRoute, false}: 1}, h.r.Stats().Snapshot().Rejects)
+	h.send(t, "t", `{"type":"slice"`)
+	h.send(t, "t", `{"kind":"slice"}`)
+	h.send(t, "t", strings.Repeat("[", 10000))
+	h.waitAcked(t, 4)
+	require.Equal(t, map[RejectKey]uint64{
+		{"", metric.ReasonNoRoute, false}:     1,
+		{"", metric.ReasonInvalidJSON, false}: 1,
+		{"", metric.ReasonNoType, false}:      1,
+		{"", ReasonTooDeep, false}:            1,
+	}, h.r.Stats().Snapshot().Rejects)
 }
 
 func TestAckOnlyAfterEveryOutputTookTheSamples(t *testing.T) {
