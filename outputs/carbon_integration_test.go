@@ -1,0 +1,76 @@
+package outputs
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shovel-metrics/shovel/outputs/carbon"
+	"github.com/shovel-metrics/shovel/outputs/carbon/carbontest"
+	"github.com/shovel-metrics/shovel/router/metric"
+)
+
+// TestCarbonOutputsAgainstCarbonCache sends through both outputs to a real
+// carbon-cache and reads back its whisper files. Skipped under -short and
+// where graphite-carbon is not installed.
+func TestCarbonOutputsAgainstCarbonCache(t *testing.T) {
+	c := carbontest.Start(t)
+	const waitTimeout = 30 * time.Second
+	ctx := context.Background()
+
+	// More than a megabyte of samples, so that the first frame is filled
+	// up to Carbon's own limit: Carbon drops the connection on a frame
+	// even one byte longer, and then nothing would arrive.
+	pickle := newPickleOutput(t, map[string]any{"address": c.PickleAddr(), "max_frame_bytes": carbon.MaxPickleFrame}, metric.Env{})
+	const paths, points = 4, 5000
+	start := time.Now().Add(-100 * time.Minute).Unix() // inside the 2h retention
+	var samples []metric.Sample
+	want := map[string][]carbontest.Point{}
+	for p := range paths {
+		path := fmt.Sprintf("shovel.it.pickle.compose_voltha_%d.rss-mb", p)
+		for i := range points {
+			s := metric.Sample{Path: path, Time: float64(start + int64(i)), Value: float64(i)}
+			if i%2 == 1 {
+				s.Value = float64(i*7919%100000) / 1000
+			}
+			samples = append(samples, s)
+			want[path] = append(want[path], carbontest.Point{Time: int64(s.Time), Value: s.Value})
+		}
+	}
+	buf, _ := carbon.AppendPickle(nil, samples, carbon.MaxPickleFrame)
+	require.Greater(t, len(buf), carbon.MaxPickleFrame, "the test needs more than one full frame")
+	require.NoError(t, pickle.Write(ctx, samples))
+
+	plain := newPlaintextOutput(t, map[string]any{"address": c.LineAddr()}, metric.Env{})
+	recent := time.Now().Add(-time.Minute).Unix()
+	require.NoError(t, plain.Write(ctx, []metric.Sample{
+		{Path: "shovel.it.plain.a", Time: float64(recent), Value: 12},
+		{Path: "shovel.it.plain.a", Time: float64(recent + 1), Value: 24.54},
+		{Path: "shovel.it.plain.b", Time: float64(recent) + 0.5, Value: -3.25}, // whisper floors the timestamp
+	}))
+
+	for path, w := range want {
+		require.Equal(t, w, c.WaitFor(t, path, points, waitTimeout), path)
+	}
+	require.Equal(t, []carbontest.Point{{Time: recent, Value: 12}, {Time: recent + 1, Value: 24.54}},
+		c.WaitFor(t, "shovel.it.plain.a", 2, waitTimeout))
+	require.Equal(t, []carbontest.Point{{Time: recent, Value: -3.25}}, c.WaitFor(t, "shovel.it.plain.b", 1, waitTimeout))
+
+	// Carbon restarts: both outputs notice and deliver again without help.
+	c.Restart()
+	for name, out := range map[string]metric.Output{"pickle": pickle, "plain": plain} {
+		path := "shovel.it.restart." + name
+		after := []metric.Sample{{Path: path, Time: float64(recent + 2), Value: 7}}
+		require.Eventually(t, func() bool {
+			err := out.Write(ctx, after)
+			if err != nil {
+				require.ErrorIs(t, err, metric.ErrNotConnected)
+			}
+			return err == nil
+		}, waitTimeout, 10*time.Millisecond)
+		require.Equal(t, []carbontest.Point{{Time: recent + 2, Value: 7}}, c.WaitFor(t, path, 1, waitTimeout), name)
+	}
+}
