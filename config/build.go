@@ -1,0 +1,112 @@
+package config
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/shovel-metrics/shovel/decoders"
+	"github.com/shovel-metrics/shovel/outputs"
+	"github.com/shovel-metrics/shovel/router"
+	"github.com/shovel-metrics/shovel/router/consul"
+	"github.com/shovel-metrics/shovel/router/metric"
+)
+
+// Built is a validated configuration turned into working parts. Building
+// does no network I/O: outputs connect when the router starts, and "@name"
+// addresses are looked up in Consul only when first needed.
+type Built struct {
+	Router   *router.Router
+	Kafka    Kafka
+	Resolver metric.Resolver
+}
+
+// Build validates c and instantiates its decoders, outputs and router.
+func Build(c *Config, log *slog.Logger) (*Built, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	resolver := &lazyResolver{cfg: c.Consul, log: log.With("component", "consul")}
+
+	decs := map[string]metric.Decoder{}
+	decoder := func(name string) (metric.Decoder, error) {
+		if d, ok := decs[name]; ok {
+			return d, nil
+		}
+		kind, opts, key := name, map[string]any(nil), "decoders."+name
+		if dc, ok := c.Decoders[name]; ok {
+			kind, opts = dc.Kind, dc.Options
+		}
+		f, err := decoders.Lookup(kind)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		d, err := f(pluginDecoder(opts, key), metric.Env{Name: name, Logger: log.With("decoder", name), Resolver: resolver})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		decs[name] = d
+		return d, nil
+	}
+
+	rc := router.Config{Logger: log.With("component", "router")}
+	for _, name := range sortedKeys(c.Outputs) {
+		o := c.Outputs[name]
+		key := "outputs." + name
+		f, err := outputs.Lookup(o.Kind)
+		if err != nil {
+			return nil, fmt.Errorf("%s.kind: %w", key, err)
+		}
+		out, err := f(pluginDecoder(o.Options, key), metric.Env{Name: name, Logger: log.With("output", name), Resolver: resolver})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		rc.Outputs = append(rc.Outputs, router.OutputConfig{
+			Name: name, Output: out, Fallback: o.Fallback,
+			BatchSize: o.BatchSize, FlushInterval: o.FlushInterval, QueueSize: o.QueueSize,
+		})
+	}
+	for i, r := range c.Routes {
+		key := fmt.Sprintf("routes[%d]", i)
+		d, err := decoder(r.Decoder)
+		if err != nil {
+			return nil, fmt.Errorf("%s.decoder: %w", key, err)
+		}
+		m, err := router.NewMatch(r.Match.Type, r.Match.Topic, r.Match.Headers)
+		if err != nil {
+			return nil, fmt.Errorf("%s.match.%w", key, err)
+		}
+		name := r.Name
+		if name == "" {
+			name = key
+		}
+		rc.Routes = append(rc.Routes, router.Route{Name: name, Match: m, Decoder: d, DecoderName: r.Decoder, Outputs: r.Outputs})
+	}
+	rt, err := router.New(rc)
+	if err != nil {
+		return nil, err
+	}
+	return &Built{Router: rt, Kafka: c.Kafka, Resolver: resolver}, nil
+}
+
+// lazyResolver creates the Consul client on first use, so that a config
+// with no "@name" address never needs Consul or its token file.
+type lazyResolver struct {
+	cfg  consul.Config
+	log  *slog.Logger
+	once sync.Once
+	r    *consul.Resolver
+	err  error
+}
+
+func (l *lazyResolver) Resolve(ctx context.Context, service string) ([]string, error) {
+	l.once.Do(func() { l.r, l.err = consul.New(l.cfg, l.log) })
+	if l.err != nil {
+		return nil, l.err
+	}
+	return l.r.Resolve(ctx, service)
+}

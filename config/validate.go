@@ -1,0 +1,211 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/shovel-metrics/shovel/decoders"
+	"github.com/shovel-metrics/shovel/outputs"
+)
+
+// managedSettings are librdkafka properties shovel sets itself, because its
+// delivery guarantee or its own keys depend on them.
+var managedSettings = map[string]string{
+	"enable.auto.offset.store": "offsets are stored only after delivery",
+	"group.id":                 "set kafka.group instead",
+	"bootstrap.servers":        "set kafka.brokers instead",
+	"metadata.broker.list":     "set kafka.brokers instead",
+	"auto.offset.reset":        "set kafka.start instead",
+}
+
+// Validate checks the configuration's meaning without any I/O and returns
+// every problem it finds, one per line, each naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+
+	// kafka
+	switch {
+	case len(c.Kafka.Brokers) == 0:
+		bad("kafka.brokers", "must not be empty")
+	case strings.HasPrefix(c.Kafka.Brokers[0], "@"):
+		if len(c.Kafka.Brokers) > 1 {
+			bad("kafka.brokers", "%q: a Consul service must be the only entry", c.Kafka.Brokers[0])
+		} else if len(c.Kafka.Brokers[0]) == 1 {
+			bad("kafka.brokers", `"@" needs a service name, as in "@kafka"`)
+		}
+	default:
+		for _, b := range c.Kafka.Brokers {
+			if err := checkHostPort(b); err != nil {
+				bad("kafka.brokers", "%v", err)
+			}
+		}
+	}
+	if len(c.Kafka.Topics) == 0 {
+		bad("kafka.topics", "must name at least one topic")
+	}
+	for i, t := range c.Kafka.Topics {
+		key := fmt.Sprintf("kafka.topics[%d]", i)
+		switch {
+		case strings.TrimSpace(t) == "":
+			bad(key, "must not be empty")
+		case strings.HasPrefix(t, "^"):
+			if _, err := regexp.Compile(t); err != nil {
+				bad(key, "%q is not a valid regular expression: %v", t, err)
+			}
+		}
+	}
+	if c.Kafka.Group == "" {
+		bad("kafka.group", "must not be empty")
+	}
+	if c.Kafka.Start != "earliest" && c.Kafka.Start != "latest" {
+		bad("kafka.start", `must be "earliest" or "latest", got %q`, c.Kafka.Start)
+	}
+	errs = append(errs, checkKafkaSettings(c.Kafka.Settings)...)
+
+	if err := c.Consul.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+
+	// decoders
+	for _, name := range sortedKeys(c.Decoders) {
+		d := c.Decoders[name]
+		if d.Kind == "" {
+			bad("decoders."+name+".kind", "must name a decoder (known: %s)", strings.Join(decoders.Names(), ", "))
+		} else if _, err := decoders.Lookup(d.Kind); err != nil {
+			bad("decoders."+name+".kind", "%v", err)
+		}
+	}
+
+	// outputs
+	if len(c.Outputs) == 0 {
+		bad("outputs", "must define at least one output")
+	}
+	for _, name := range sortedKeys(c.Outputs) {
+		o := c.Outputs[name]
+		key := "outputs." + name
+		if o.Kind == "" {
+			bad(key+".kind", "must name an output kind (known: %s)", strings.Join(outputs.Kinds(), ", "))
+		} else if _, err := outputs.Lookup(o.Kind); err != nil {
+			bad(key+".kind", "%v", err)
+		}
+		if o.Fallback != "" {
+			if o.Fallback == name {
+				bad(key+".fallback", "an output cannot fall back to itself")
+			} else if _, ok := c.Outputs[o.Fallback]; !ok {
+				bad(key+".fallback", "unknown output %q (defined: %s)", o.Fallback, strings.Join(sortedKeys(c.Outputs), ", "))
+			}
+		}
+		if o.BatchSize < 0 {
+			bad(key+".batch_size", "must not be negative")
+		}
+		if o.QueueSize < 0 {
+			bad(key+".queue_size", "must not be negative")
+		}
+		if o.FlushInterval < 0 {
+			bad(key+".flush_interval", "must not be negative")
+		}
+	}
+
+	// routes
+	if len(c.Routes) == 0 {
+		bad("routes", "must define at least one route")
+	}
+	for i, r := range c.Routes {
+		key := fmt.Sprintf("routes[%d]", i)
+		if r.Decoder == "" {
+			bad(key+".decoder", "must name a decoder")
+		} else if _, ok := c.Decoders[r.Decoder]; !ok {
+			if _, err := decoders.Lookup(r.Decoder); err != nil {
+				bad(key+".decoder", "%v, and no entry %q under decoders", err, r.Decoder)
+			}
+		}
+		if len(r.Outputs) == 0 {
+			bad(key+".outputs", "must name at least one output")
+		}
+		for j, o := range r.Outputs {
+			if _, ok := c.Outputs[o]; !ok {
+				bad(fmt.Sprintf("%s.outputs[%d]", key, j), "unknown output %q (defined: %s)", o, strings.Join(sortedKeys(c.Outputs), ", "))
+			}
+		}
+		if strings.HasPrefix(r.Match.Topic, "^") {
+			if _, err := regexp.Compile(r.Match.Topic); err != nil {
+				bad(key+".match.topic", "%q is not a valid regular expression: %v", r.Match.Topic, err)
+			}
+		}
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", `must be debug, info, warn or error, got %q`, c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", `must be text or json, got %q`, c.Log.Format)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be positive, got %s", c.ShutdownTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+// checkKafkaSettings catches the mistakes that would otherwise show up as
+// a consumer that hangs or loops on authentication at run time.
+func checkKafkaSettings(s map[string]any) []error {
+	var errs []error
+	for _, k := range sortedKeys(s) {
+		if why, ok := managedSettings[k]; ok {
+			errs = append(errs, fmt.Errorf("kafka.settings.%s: managed by shovel (%s)", k, why))
+		}
+	}
+	str := func(k string) string {
+		if v, ok := s[k]; ok {
+			return strings.TrimSpace(fmt.Sprint(v))
+		}
+		return ""
+	}
+	mech := str("sasl.mechanism")
+	if mech == "" {
+		mech = str("sasl.mechanisms")
+	}
+	switch strings.ToUpper(mech) {
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if str("sasl.username") == "" || str("sasl.password") == "" {
+			errs = append(errs, fmt.Errorf("kafka.settings: sasl.mechanism %s needs sasl.username and sasl.password", mech))
+		}
+		if p := strings.ToUpper(str("security.protocol")); p != "SASL_PLAINTEXT" && p != "SASL_SSL" {
+			errs = append(errs, fmt.Errorf("kafka.settings.security.protocol: must be SASL_SSL or SASL_PLAINTEXT when sasl.mechanism is set, got %q", str("security.protocol")))
+		}
+	}
+	return errs
+}
+
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: port must be a number from 1 to 65535", addr)
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
