@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	// The plugin bundles: importing them registers every decoder and output.
+	"github.com/shovel-metrics/shovel/decoders"
+	"github.com/shovel-metrics/shovel/outputs"
+)
+
+// Set at build time: -ldflags "-X main.version=v1.2.3 -X main.commit=abc123".
+var (
+	version = "dev"
+	commit  = ""
+)
+
+// Exit codes: 2 for anything the user must fix before shovel can run (a bad
+// flag or config), 1 for a failure while running.
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = 2
+)
+
+// usageError marks errors that exit with exitUsage.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// run executes the command line args and returns the exit code. Tests call
+// it in-process.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	// One line per problem, each naming it: a config with three mistakes
+	// shows all three.
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(stderr, "shovel: %s\n", line)
+	}
+	var ue usageError
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "flag") {
+		return exitUsage
+	}
+	return exitRuntime
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "shovel",
+		Short: "shovel moves KPI samples from Kafka into Graphite/Carbon",
+		Long: `shovel is a plugin-based metrics router. It consumes KPI messages from Kafka,
+matches each message to a route by its "type", decodes it into (path, timestamp,
+value) samples, and writes them to Carbon's pickle or plaintext receivers.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(newRouteCmd(), newVersionCmd(), newDecodersCmd())
+	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print shovel's version and commit",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c := commit
+			if c == "" {
+				c = "unknown"
+				if bi, ok := debug.ReadBuildInfo(); ok {
+					for _, s := range bi.Settings {
+						if s.Key == "vcs.revision" {
+							c = s.Value
+						}
+					}
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "shovel %s (commit %s)\n", version, c)
+			return nil
+		},
+	}
+}
+
+func newDecodersCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "decoders",
+		Short: "List the registered decoders and output kinds",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			w := cmd.OutOrStdout()
+			fmt.Fprintln(w, "decoders:")
+			for _, n := range decoders.Names() {
+				fmt.Fprintf(w, "  %-18s %s\n", n, decoders.Description(n))
+			}
+			fmt.Fprintln(w, "output kinds:")
+			for _, k := range outputs.Kinds() {
+				fmt.Fprintf(w, "  %-18s %s\n", k, outputs.Description(k))
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shovel-metrics/shovel/config"
+	"github.com/shovel-metrics/shovel/router/consul"
+	"github.com/shovel-metrics/shovel/router/kafka"
+)
+
+func newRouteCmd() *cobra.Command {
+	var (
+		cfgPath string
+		o       config.Overrides
+	)
+	cmd := &cobra.Command{
+		Use:   "route",
+		Short: "Consume Kafka and write samples to Carbon until SIGINT/SIGTERM",
+		Long: `route runs the router. With no --config it runs the built-in default
+(configs/shovel.yaml): slice messages from the topic voltha.kpis on
+localhost:9092 into Carbon pickle at localhost:2004, with Carbon plaintext at
+localhost:2003 as fallback. The flags override the file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := cmd.Flags()
+			if !f.Changed("line-port") {
+				o.LinePort = 0 // the flag's default documents Carbon's port; only an explicit value overrides the file
+			}
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				return usageError{err}
+			}
+			if err := cfg.Apply(o); err != nil {
+				return usageError{err}
+			}
+			return route(cmd.Context(), cfg, cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfgPath, "config", "", "YAML config file (default: the built-in configs/shovel.yaml)")
+	f.StringVarP(&o.Kafka, "kafka", "K", "", `Kafka bootstrap servers, or "@name" to look the service up in Consul`)
+	f.StringVarP(&o.Consul, "consul", "c", "", "Consul address for @name lookups")
+	f.StringVarP(&o.Topic, "topic", "t", "", "Kafka topic (replaces kafka.topics)")
+	f.StringVarP(&o.Group, "group", "g", "", "Kafka consumer group")
+	f.StringVarP(&o.Host, "host", "H", "", "Carbon host for the carbon-pickle and carbon-plaintext outputs")
+	f.IntVarP(&o.Port, "port", "p", 0, "Carbon pickle port (2004 in the default config)")
+	f.IntVar(&o.LinePort, "line-port", 2003, "Carbon plaintext (fallback) port")
+	return cmd
+}
+
+func newLogger(cfg config.Log, w interface{ Write([]byte) (int, error) }) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Level)) // validated already
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// route builds everything from cfg, runs until ctx ends, then shuts down
+// in the order that loses nothing: stop fetching, flush the outputs, commit.
+func route(ctx context.Context, cfg *config.Config, logw interface{ Write([]byte) (int, error) }) error {
+	log := newLogger(cfg.Log, logw)
+	built, err := config.Build(cfg, log)
+	if err != nil {
+		return usageError{err}
+	}
+	brokers := strings.Join(cfg.Kafka.Brokers, ",")
+	if name, ok := consul.IsService(brokers); ok {
+		addrs, err := built.Resolver.Resolve(ctx, name)
+		if err != nil {
+			return fmt.Errorf("kafka.brokers %q: %w", brokers, err)
+		}
+		// librdkafka learns the rest of the cluster from these, so a
+		// lookup at start-up is enough.
+		log.Info("kafka brokers from consul", "service", name, "brokers", addrs)
+		brokers = strings.Join(addrs, ",")
+	}
+	consumer, err := kafka.New(kafka.Config{
+		Brokers: brokers, Topics: cfg.Kafka.Topics, Group: cfg.Kafka.Group,
+		Start: cfg.Kafka.Start, Settings: cfg.Kafka.Settings,
+	}, log.With("component", "kafka"))
+	if err != nil {
+		return err
+	}
+	r := built.Router
+	r.Start(ctx)
+	log.Info("shovel routing", "version", version, "brokers", brokers, "topics", cfg.Kafka.Topics, "group", cfg.Kafka.Group)
+
+	runErr := consumer.Run(ctx, r.Handle)
+	log.Info("shutting down: flushing outputs", "deadline", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	closeErr := r.Close(sctx)
+	commitErr := consumer.Close()
+	snap := r.Stats().Snapshot()
+	log.Info("stopped", "messages", snap.Messages, "samples_in", snap.SamplesIn, "samples_out", snap.SamplesOut,
+		"rejected", snap.RejectReasons())
+	return errors.Join(runErr, closeErr, commitErr)
+}
