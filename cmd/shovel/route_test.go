@@ -176,10 +176,10 @@ func TestRouteDrainsTopicIntoCarbonPickle(t *testing.T) {
 	// Bad input between good messages: each is rejected and counted, and
 	// none holds back the messages behind it.
 	bad := []string{
-		`{"type":"slice","ts":1480000000,"data":{"a b":{"x":1}}}`, // space in a path
+		`{"type":"slice","ts":1480000000,"data":{"a b":{"x":1}}}`,        // space in a path
 		`{"type":"slice","ts":1480000000,"data":{"ok":{"evil\n1 2":1}}}`, // newline injection
-		`{"type":"slice","ts":1480000000,"data":{"ok":{"str":"12"}}}`,   // not a number
-		`{"type":"slice","ts":1480000000,"data":`,                       // truncated JSON
+		`{"type":"slice","ts":1480000000,"data":{"ok":{"str":"12"}}}`,    // not a number
+		`{"type":"slice","ts":1480000000,"data":`,                        // truncated JSON
 		`not json at all`,
 		`{"type":"unknown-type","ts":1}`,
 		strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000), // deep nesting
