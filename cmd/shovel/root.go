@@ -68,9 +68,15 @@ value) samples, and writes them to Carbon's pickle or plaintext receivers.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newRouteCmd(), newVersionCmd(), newDecodersCmd())
+	for _, newCmd := range subcommands {
+		root.AddCommand(newCmd())
+	}
 	return root
 }
+
+// subcommands builds shovel's commands. A command in a file of its own adds
+// itself from that file's init, so commands don't all edit this one.
+var subcommands = []func() *cobra.Command{newRouteCmd, newVersionCmd, newDecodersCmd}
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
