@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shovel-metrics/shovel/router/metric"
@@ -22,9 +24,35 @@ import (
 type Config struct {
 	Routes  []Route
 	Outputs []OutputConfig
+	// Window bounds sample timestamps relative to now; zero fields disable it.
+	Window TimeWindow
+	// DeadLetter, when set, receives every message that no route matches or
+	// that a decoder rejects whole; such a message is acknowledged only
+	// after the dead-letter write succeeds.
+	DeadLetter DeadLetter
 	// Logger receives the router's own log lines; nil discards them.
 	Logger *slog.Logger
 }
+
+// TimeWindow keeps a producer with a wrong clock from writing into whisper
+// files years away: samples older than MaxAge or further than MaxFuture
+// ahead are rejected, or moved to the window's edge when Clamp is set.
+type TimeWindow struct {
+	MaxAge    time.Duration
+	MaxFuture time.Duration
+	Clamp     bool
+}
+
+// DeadLetter stores messages shovel could not use, with the reason.
+type DeadLetter interface {
+	// Send writes msg with its reason; done is called once the write is
+	// durable. Send may block for back-pressure and returns an error only
+	// when ctx ends first.
+	Send(ctx context.Context, msg *metric.Message, reason, detail string, done func()) error
+}
+
+// ReasonOutOfWindow counts samples whose timestamp is outside the window.
+const ReasonOutOfWindow = "ts_out_of_window"
 
 // Route sends the messages it matches through Decoder to the outputs named in Outputs.
 type Route struct {
@@ -34,7 +62,12 @@ type Route struct {
 	Decoder metric.Decoder
 	// DecoderName labels rejection counters.
 	DecoderName string
-	Outputs     []string
+	// Rules filter and rewrite each sample's path, in order (see CompileRules).
+	Rules   []Rule
+	Outputs []string
+	// Continue lets the routes after this one see a message it matched;
+	// by default the first matching route is the only one.
+	Continue bool
 }
 
 // OutputConfig is one output instance with the router's policy around it.
@@ -68,6 +101,9 @@ type Router struct {
 	log    *slog.Logger
 	limit  *rateLimiter
 	stats  *Stats
+	window TimeWindow
+	dead   DeadLetter
+	now    func() time.Time
 
 	result metric.Result // reused by Handle: one feeder at a time
 
@@ -90,10 +126,13 @@ func New(cfg Config) (*Router, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Router{
-		sinks: make(map[string]*sink, len(cfg.Outputs)),
-		log:   log,
-		limit: newRateLimiter(10 * time.Second),
-		stats: newStats(),
+		sinks:  make(map[string]*sink, len(cfg.Outputs)),
+		log:    log,
+		limit:  newRateLimiter(10 * time.Second),
+		stats:  newStats(),
+		window: cfg.Window,
+		dead:   cfg.DeadLetter,
+		now:    time.Now,
 	}
 	guarded := make(map[string]*guardedOutput, len(cfg.Outputs))
 	for _, oc := range cfg.Outputs {
@@ -124,6 +163,11 @@ func New(cfg Config) (*Router, error) {
 		if len(rt.Outputs) == 0 {
 			return nil, fmt.Errorf("router: %s has no outputs", rt.Name)
 		}
+		rules, err := CompileRules(rt.Rules)
+		if err != nil {
+			return nil, fmt.Errorf("router: %s: %w", rt.Name, err)
+		}
+		rt.Rules = rules
 		cr := compiledRoute{Route: rt}
 		for _, name := range rt.Outputs {
 			s, ok := r.sinks[name]
@@ -180,49 +224,95 @@ func (r *Router) Start(ctx context.Context) {
 func (r *Router) Stats() *Stats { return r.stats }
 
 // Handle routes, decodes and enqueues one message. done is called exactly
-// once, when every output the message went to has taken its samples (or at
-// once, when the message yields nothing to deliver). Handle blocks while an
-// output's queue is full — that is how back-pressure reaches the consumer —
-// and returns ctx.Err() if ctx ends first, in which case done is never
-// called and the message must not be committed.
+// once, when every output the message went to has taken its samples (or
+// the dead-letter topic has it, or at once when the message yields nothing
+// to deliver). Handle blocks while an output's queue is full — that is how
+// back-pressure reaches the consumer — and returns ctx.Err() if ctx ends
+// first, in which case done is never called and the message must not be
+// committed.
 func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) error {
 	r.stats.messages.Add(1)
+	g := &ackGroup{done: done}
+	g.pending.Store(1) // Handle's own hold, released once every route has enqueued
 	var typ msgType
-	rt := r.match(msg, &typ)
-	if rt == nil {
+	matched := false
+	for i := range r.routes {
+		rt := &r.routes[i]
+		if !rt.Match.matches(msg, &typ) {
+			continue
+		}
+		matched = true
+		if err := r.route(ctx, rt, msg, g); err != nil {
+			return err
+		}
+		if !rt.Continue {
+			break
+		}
+	}
+	if !matched {
 		reason := metric.ReasonNoRoute
 		if typ.done && typ.reason != "" {
 			reason = typ.reason
 		}
 		r.reject(msg, "", reason, "no route matches", nil)
-		done()
-		return nil
+		if err := r.deadLetter(ctx, msg, reason, "no route matches", g); err != nil {
+			return err
+		}
 	}
+	g.ack()
+	return nil
+}
+
+// route decodes msg with rt's decoder and enqueues its samples to rt's outputs.
+func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Message, g *ackGroup) error {
 	res := &r.result
 	res.Reset()
 	if err := safeDecode(rt.Decoder, msg, res); err != nil {
-		r.reject(msg, rt.DecoderName, metric.ReasonOf(err), err.Error(), nil)
-		done()
-		return nil
+		reason := metric.ReasonOf(err)
+		r.reject(msg, rt.DecoderName, reason, err.Error(), nil)
+		return r.deadLetter(ctx, msg, reason, err.Error(), g)
 	}
 	for _, rj := range res.Rejected {
 		r.reject(msg, rt.DecoderName, rj.Reason, "sample dropped", &rj)
 	}
-	samples := r.checkSamples(msg, rt.DecoderName, res.Samples)
+	samples := applyRules(rt.Rules, r.checkSamples(msg, rt.DecoderName, res.Samples))
 	if len(samples) == 0 {
-		done()
 		return nil
 	}
 	r.stats.samplesIn.Add(uint64(len(samples)))
 	// One copy shared read-only by every sink: res is reused by the next call.
-	batch := &delivery{samples: append([]metric.Sample(nil), samples...), done: done}
-	batch.pending.Store(int32(len(rt.sinks)))
+	d := &delivery{samples: append([]metric.Sample(nil), samples...), group: g}
+	g.pending.Add(int32(len(rt.sinks)))
 	for _, s := range rt.sinks {
-		if err := s.enqueue(ctx, batch); err != nil {
+		if err := s.enqueue(ctx, d); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (r *Router) deadLetter(ctx context.Context, msg *metric.Message, reason, detail string, g *ackGroup) error {
+	if r.dead == nil {
+		return nil
+	}
+	g.pending.Add(1)
+	if err := r.dead.Send(ctx, msg, reason, detail, g.ack); err != nil {
+		return err
+	}
+	r.stats.deadLetters.Add(1)
+	return nil
+}
+
+// ackGroup calls done when every delivery of one message has been taken.
+type ackGroup struct {
+	pending atomic.Int32
+	done    func()
+}
+
+func (g *ackGroup) ack() {
+	if g.pending.Add(-1) == 0 {
+		g.done()
+	}
 }
 
 // checkSamples drops, in place, samples that no output can carry safely:
@@ -231,6 +321,16 @@ func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) e
 // checks again because a decoder registered by a user may not.
 func (r *Router) checkSamples(msg *metric.Message, decoder string, in []metric.Sample) []metric.Sample {
 	out := in[:0]
+	var oldest, newest float64 = 0, math.Inf(1)
+	if r.window.MaxAge > 0 || r.window.MaxFuture > 0 {
+		now := r.now()
+		if r.window.MaxAge > 0 {
+			oldest = float64(now.Add(-r.window.MaxAge).Unix())
+		}
+		if r.window.MaxFuture > 0 {
+			newest = float64(now.Add(r.window.MaxFuture).Unix())
+		}
+	}
 	for _, s := range in {
 		switch {
 		case !metric.ValidPath(s.Path):
@@ -239,6 +339,13 @@ func (r *Router) checkSamples(msg *metric.Message, decoder string, in []metric.S
 			r.reject(msg, decoder, metric.ReasonNotFinite, "sample dropped", &metric.Rejection{Path: s.Path, Reason: metric.ReasonNotFinite})
 		case !finite(s.Time) || s.Time < 0:
 			r.reject(msg, decoder, metric.ReasonBadTimestamp, "sample dropped", &metric.Rejection{Path: s.Path, Reason: metric.ReasonBadTimestamp})
+		case s.Time < oldest || s.Time > newest:
+			if !r.window.Clamp {
+				r.reject(msg, decoder, ReasonOutOfWindow, "sample dropped", &metric.Rejection{Path: s.Path, Reason: ReasonOutOfWindow})
+				continue
+			}
+			s.Time = min(max(s.Time, oldest), newest)
+			out = append(out, s)
 		default:
 			out = append(out, s)
 		}

@@ -4,26 +4,20 @@ import (
 	"context"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 
-// delivery is one message's samples on their way to the outputs of its
-// route. Sinks share it read-only; the last one to deliver acknowledges the
-// message.
+// delivery is one route's samples of a message on their way to the
+// route's outputs. Sinks share it read-only; each acknowledges it to the
+// message's group once its output has taken the samples.
 type delivery struct {
 	samples []metric.Sample
-	done    func()
-	pending atomic.Int32
+	group   *ackGroup
 }
 
-func (d *delivery) ack() {
-	if d.pending.Add(-1) == 0 {
-		d.done()
-	}
-}
+func (d *delivery) ack() { d.group.ack() }
 
 // guardedOutput serialises Write: an output may be some routes' primary and
 // another output's fallback at the same time, and Output.Write is not

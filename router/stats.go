@@ -8,12 +8,13 @@ import (
 
 // Stats counts what the router did. Counters only grow; Snapshot reads them.
 type Stats struct {
-	messages   atomic.Uint64
-	samplesIn  atomic.Uint64
-	samplesOut atomic.Uint64
-	batches    atomic.Uint64
-	writeFails atomic.Uint64
-	fallbacks  atomic.Uint64
+	messages    atomic.Uint64
+	samplesIn   atomic.Uint64
+	samplesOut  atomic.Uint64
+	batches     atomic.Uint64
+	writeFails  atomic.Uint64
+	fallbacks   atomic.Uint64
+	deadLetters atomic.Uint64
 
 	mu      sync.Mutex
 	rejects map[RejectKey]uint64
@@ -40,13 +41,14 @@ func (s *Stats) addReject(k RejectKey) {
 
 // Snapshot is a point-in-time copy of the counters.
 type Snapshot struct {
-	Messages   uint64 // messages handled
-	SamplesIn  uint64 // samples accepted for delivery
-	SamplesOut uint64 // samples written by an output (primary or fallback)
-	Batches    uint64 // successful writes
-	WriteFails uint64 // failed write attempts
-	Fallbacks  uint64 // batches written by a fallback output
-	Rejects    map[RejectKey]uint64
+	Messages    uint64 // messages handled
+	SamplesIn   uint64 // samples accepted for delivery
+	SamplesOut  uint64 // samples written by an output (primary or fallback)
+	Batches     uint64 // successful writes
+	WriteFails  uint64 // failed write attempts
+	Fallbacks   uint64 // batches written by a fallback output
+	DeadLetters uint64 // messages sent to the dead-letter topic
+	Rejects     map[RejectKey]uint64
 }
 
 // Snapshot copies the counters.
@@ -58,13 +60,14 @@ func (s *Stats) Snapshot() Snapshot {
 	}
 	s.mu.Unlock()
 	return Snapshot{
-		Messages:   s.messages.Load(),
-		SamplesIn:  s.samplesIn.Load(),
-		SamplesOut: s.samplesOut.Load(),
-		Batches:    s.batches.Load(),
-		WriteFails: s.writeFails.Load(),
-		Fallbacks:  s.fallbacks.Load(),
-		Rejects:    rej,
+		Messages:    s.messages.Load(),
+		SamplesIn:   s.samplesIn.Load(),
+		SamplesOut:  s.samplesOut.Load(),
+		Batches:     s.batches.Load(),
+		WriteFails:  s.writeFails.Load(),
+		Fallbacks:   s.fallbacks.Load(),
+		DeadLetters: s.deadLetters.Load(),
+		Rejects:     rej,
 	}
 }
 

@@ -1,0 +1,123 @@
+package router
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shovel-metrics/shovel/router/metric"
+)
+
+func TestContinueLetsLaterRoutesSeeTheMessage(t *testing.T) {
+	all, _ := NewMatch("", "", nil)
+	slow := &memOutput{gate: make(chan struct{})}
+	h := newHarness(t, []Route{
+		{Name: "archive", Match: all, Decoder: lineDecoder{}, Outputs: []string{"archive"}, Continue: true,
+			Rules: []Rule{{AddPrefix: "archive"}}},
+		{Name: "main", Match: all, Decoder: lineDecoder{}, Outputs: []string{"main"}},
+		{Name: "never", Match: all, Decoder: lineDecoder{}, Outputs: []string{"never"}},
+	}, []OutputConfig{fastOutput("archive"), {Name: "main", Output: slow, BatchSize: 1, FlushInterval: time.Millisecond}, fastOutput("never")})
+
+	h.send(t, "t", "a.b 1 100")
+	require.Eventually(t, func() bool { return len(h.outs["archive"].samples()) == 1 }, 5*time.Second, time.Millisecond)
+	require.Equal(t, "archive.a.b", h.outs["archive"].samples()[0].Path)
+	time.Sleep(20 * time.Millisecond)
+	require.Zero(t, h.acked.Load(), "acknowledged before the second route's output took its samples")
+	slow.gate <- struct{}{}
+	h.waitAcked(t, 1)
+	require.Equal(t, []metric.Sample{{Path: "a.b", Value: 1, Time: 100}}, slow.samples())
+	require.Empty(t, h.outs["never"].samples(), "the route without continue stops matching")
+}
+
+func TestTimeWindow(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	for _, clamp := range []bool{false, true} {
+		t.Run(map[bool]string{false: "reject", true: "clamp"}[clamp], func(t *testing.T) {
+			all, _ := NewMatch("", "", nil)
+			out := &memOutput{}
+			r, err := New(Config{
+				Routes:  []Route{{Match: all, Decoder: lineDecoder{}, DecoderName: "lines", Outputs: []string{"a"}}},
+				Outputs: []OutputConfig{{Name: "a", Output: out, BatchSize: 1, FlushInterval: time.Millisecond}},
+				Window:  TimeWindow{MaxAge: time.Hour, MaxFuture: 10 * time.Minute, Clamp: clamp},
+			})
+			require.NoError(t, err)
+			r.now = func() time.Time { return now }
+			r.Start(context.Background())
+			defer r.Close(context.Background())
+			done := make(chan struct{})
+			msg := "old 1 1699990000\nok 2 1700000000\nfuture 3 1700003600\nedge 4 1700000600"
+			require.NoError(t, r.Handle(context.Background(), &metric.Message{Value: []byte(msg)}, func() { close(done) }))
+			<-done
+			if clamp {
+				require.Equal(t, []metric.Sample{
+					{Path: "old", Value: 1, Time: 1699996400}, {Path: "ok", Value: 2, Time: 1700000000},
+					{Path: "future", Value: 3, Time: 1700000600}, {Path: "edge", Value: 4, Time: 1700000600},
+				}, out.samples())
+				require.Empty(t, r.Stats().Snapshot().Rejects)
+				return
+			}
+			require.Equal(t, []metric.Sample{{Path: "ok", Value: 2, Time: 1700000000}, {Path: "edge", Value: 4, Time: 1700000600}}, out.samples())
+			require.Equal(t, map[RejectKey]uint64{{"lines", ReasonOutOfWindow, true}: 2}, r.Stats().Snapshot().Rejects)
+		})
+	}
+}
+
+// memDeadLetter records dead letters and acknowledges them when released.
+type memDeadLetter struct {
+	mu      sync.Mutex
+	reasons []string
+	pending []func()
+}
+
+func (d *memDeadLetter) Send(_ context.Context, msg *metric.Message, reason, _ string, done func()) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reasons = append(d.reasons, reason)
+	d.pending = append(d.pending, done)
+	return nil
+}
+
+func (d *memDeadLetter) release() {
+	d.mu.Lock()
+	p := d.pending
+	d.pending = nil
+	d.mu.Unlock()
+	for _, f := range p {
+		f()
+	}
+}
+
+func TestDeadLetters(t *testing.T) {
+	slice, _ := NewMatch("slice", "", nil)
+	dl := &memDeadLetter{}
+	out := &memOutput{}
+	r, err := New(Config{
+		Routes:     []Route{{Match: slice, Decoder: lineDecoder{}, DecoderName: "lines", Outputs: []string{"a"}}},
+		Outputs:    []OutputConfig{{Name: "a", Output: out, BatchSize: 1, FlushInterval: time.Millisecond}},
+		DeadLetter: dl,
+	})
+	require.NoError(t, err)
+	r.Start(context.Background())
+	defer r.Close(context.Background())
+
+	var acked sync.WaitGroup
+	acked.Add(3)
+	for _, v := range []string{`{"type":"other"}`, `{"type":`, `{"type":"slice"}`} {
+		require.NoError(t, r.Handle(context.Background(), &metric.Message{Value: []byte(v)}, acked.Done))
+	}
+	// The third is a slice message the line decoder rejects whole (bad shape).
+	require.Equal(t, []string{metric.ReasonNoRoute, metric.ReasonInvalidJSON, metric.ReasonBadShape}, dl.reasons)
+	waited := make(chan struct{})
+	go func() { acked.Wait(); close(waited) }()
+	select {
+	case <-waited:
+		t.Fatal("acknowledged before the dead-letter writes were durable")
+	case <-time.After(20 * time.Millisecond):
+	}
+	dl.release()
+	<-waited
+	require.EqualValues(t, 3, r.Stats().Snapshot().DeadLetters)
+}

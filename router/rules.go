@@ -1,0 +1,149 @@
+package router
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/shovel-metrics/shovel/router/metric"
+)
+
+// Rule is one per-sample step of a route, applied in order before the
+// samples go to the route's outputs: keep or drop by path, rewrite the path.
+type Rule struct {
+	// Exactly one of these is set.
+	Keep        string // keep only paths matching this pattern
+	Drop        string // drop paths matching this pattern
+	Rewrite     *Rewrite
+	AddPrefix   string // prepend (a "." is added between if missing)
+	StripPrefix string // remove when present
+
+	re *regexp.Regexp // compiled Keep/Drop/Rewrite pattern
+}
+
+// Rewrite replaces the parts of a path that match a regular expression;
+// Replace may use $1-style references (regexp.Expand syntax).
+type Rewrite struct {
+	Match   string
+	Replace string
+}
+
+// CompileRules checks and compiles rules. A pattern starting with "^" is a
+// regular expression; anything else is a Graphite glob, where * and ?
+// stay within one path segment, {a,b} is an alternation and [...] a class.
+func CompileRules(rules []Rule) ([]Rule, error) {
+	out := make([]Rule, len(rules))
+	for i, r := range rules {
+		set := 0
+		for _, s := range []string{r.Keep, r.Drop, r.AddPrefix, r.StripPrefix} {
+			if s != "" {
+				set++
+			}
+		}
+		if r.Rewrite != nil {
+			set++
+		}
+		if set != 1 {
+			return nil, fmt.Errorf("rules[%d]: exactly one of keep, drop, rewrite, add_prefix, strip_prefix must be set", i)
+		}
+		var err error
+		switch {
+		case r.Keep != "":
+			r.re, err = compilePattern(r.Keep)
+		case r.Drop != "":
+			r.re, err = compilePattern(r.Drop)
+		case r.Rewrite != nil:
+			if r.Rewrite.Match == "" {
+				return nil, fmt.Errorf("rules[%d].rewrite.match: must not be empty", i)
+			}
+			r.re, err = regexp.Compile(r.Rewrite.Match)
+		case r.AddPrefix != "":
+			r.AddPrefix = strings.TrimSuffix(r.AddPrefix, ".") + "."
+		}
+		if err != nil {
+			return nil, fmt.Errorf("rules[%d]: %w", i, err)
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+func compilePattern(p string) (*regexp.Regexp, error) {
+	if strings.HasPrefix(p, "^") {
+		return regexp.Compile(p)
+	}
+	return regexp.Compile(globToRegexp(p))
+}
+
+// globToRegexp translates a Graphite glob into an anchored regular expression.
+func globToRegexp(glob string) string {
+	var b strings.Builder
+	b.WriteByte('^')
+	inClass, inAlt := false, false
+	for _, c := range glob {
+		switch {
+		case inClass:
+			if c == ']' {
+				inClass = false
+			}
+			if c == '\\' {
+				b.WriteString(`\\`)
+				continue
+			}
+			b.WriteRune(c)
+		case c == '*':
+			b.WriteString(`[^.]*`)
+		case c == '?':
+			b.WriteString(`[^.]`)
+		case c == '[':
+			inClass = true
+			b.WriteByte('[')
+		case c == '{':
+			inAlt = true
+			b.WriteString(`(?:`)
+		case c == '}' && inAlt:
+			inAlt = false
+			b.WriteByte(')')
+		case c == ',' && inAlt:
+			b.WriteByte('|')
+		default:
+			b.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	b.WriteByte('$')
+	return b.String()
+}
+
+// applyRules runs rules over samples in place and returns the samples that
+// remain. Dropped samples are filtering, not rejection: they are not counted
+// as bad input.
+func applyRules(rules []Rule, samples []metric.Sample) []metric.Sample {
+	if len(rules) == 0 {
+		return samples
+	}
+	out := samples[:0]
+next:
+	for _, s := range samples {
+		for i := range rules {
+			r := &rules[i]
+			switch {
+			case r.Keep != "":
+				if !r.re.MatchString(s.Path) {
+					continue next
+				}
+			case r.Drop != "":
+				if r.re.MatchString(s.Path) {
+					continue next
+				}
+			case r.Rewrite != nil:
+				s.Path = r.re.ReplaceAllString(s.Path, r.Rewrite.Replace)
+			case r.AddPrefix != "":
+				s.Path = r.AddPrefix + s.Path
+			case r.StripPrefix != "":
+				s.Path = strings.TrimPrefix(s.Path, r.StripPrefix)
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
