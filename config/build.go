@@ -22,8 +22,24 @@ type Built struct {
 	Resolver metric.Resolver
 }
 
+// BuildOption adjusts Build.
+type BuildOption func(*buildOptions)
+
+type buildOptions struct{ deadLetter router.DeadLetter }
+
+// WithDeadLetter gives the router its dead-letter writer (for
+// c.DeadLetter.Topic). It is passed in because it needs a Kafka producer,
+// which lives with the consumer in the cgo package router/kafka.
+func WithDeadLetter(d router.DeadLetter) BuildOption {
+	return func(o *buildOptions) { o.deadLetter = d }
+}
+
 // Build validates c and instantiates its decoders, outputs and router.
-func Build(c *Config, log *slog.Logger) (*Built, error) {
+func Build(c *Config, log *slog.Logger, opts ...BuildOption) (*Built, error) {
+	var bo buildOptions
+	for _, o := range opts {
+		o(&bo)
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -53,7 +69,14 @@ func Build(c *Config, log *slog.Logger) (*Built, error) {
 		return d, nil
 	}
 
-	rc := router.Config{Logger: log.With("component", "router")}
+	rc := router.Config{
+		Logger: log.With("component", "router"),
+		Window: router.TimeWindow{
+			MaxAge: c.Timestamps.MaxAge, MaxFuture: c.Timestamps.MaxFuture,
+			Clamp: c.Timestamps.OutOfWindow == "clamp",
+		},
+		DeadLetter: bo.deadLetter,
+	}
 	for _, name := range sortedKeys(c.Outputs) {
 		o := c.Outputs[name]
 		key := "outputs." + name
@@ -84,7 +107,10 @@ func Build(c *Config, log *slog.Logger) (*Built, error) {
 		if name == "" {
 			name = key
 		}
-		rc.Routes = append(rc.Routes, router.Route{Name: name, Match: m, Decoder: d, DecoderName: r.Decoder, Outputs: r.Outputs})
+		rc.Routes = append(rc.Routes, router.Route{
+			Name: name, Match: m, Decoder: d, DecoderName: r.Decoder,
+			Rules: r.routerRules(), Outputs: r.Outputs, Continue: r.Stop != nil && !*r.Stop,
+		})
 	}
 	rt, err := router.New(rc)
 	if err != nil {

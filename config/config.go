@@ -29,6 +29,10 @@ type Config struct {
 	Decoders map[string]Decoder `mapstructure:"decoders"`
 	Outputs  map[string]Output  `mapstructure:"outputs"`
 	Log      Log                `mapstructure:"log"`
+	// Timestamps bounds sample times relative to the clock.
+	Timestamps Timestamps `mapstructure:"timestamps"`
+	// DeadLetter is the topic for messages that cannot be used.
+	DeadLetter DeadLetter `mapstructure:"dead_letter"`
 	// ShutdownTimeout bounds the flush on SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 }
@@ -49,7 +53,41 @@ type Route struct {
 	Name    string   `mapstructure:"name"`
 	Match   Match    `mapstructure:"match"`
 	Decoder string   `mapstructure:"decoder"`
+	Rules   []Rule   `mapstructure:"rules"`
 	Outputs []string `mapstructure:"outputs"`
+	// Stop ends matching at this route (the default); false lets later
+	// routes see the message too.
+	Stop *bool `mapstructure:"stop"`
+}
+
+// Rule is one entry of a route's `rules:`; exactly one key is set.
+type Rule struct {
+	Keep        string   `mapstructure:"keep"`
+	Drop        string   `mapstructure:"drop"`
+	Rewrite     *Rewrite `mapstructure:"rewrite"`
+	AddPrefix   string   `mapstructure:"add_prefix"`
+	StripPrefix string   `mapstructure:"strip_prefix"`
+}
+
+// Rewrite is a rule's `rewrite: {match, replace}`.
+type Rewrite struct {
+	Match   string `mapstructure:"match"`
+	Replace string `mapstructure:"replace"`
+}
+
+// Timestamps is the `timestamps:` section.
+type Timestamps struct {
+	MaxAge      time.Duration `mapstructure:"max_age"`
+	MaxFuture   time.Duration `mapstructure:"max_future"`
+	OutOfWindow string        `mapstructure:"out_of_window"`
+}
+
+// DeadLetter is the `dead_letter:` section; an empty topic disables it.
+type DeadLetter struct {
+	Topic string `mapstructure:"topic"`
+	// Settings are librdkafka producer properties, applied over the
+	// security-related kafka.settings the dead-letter producer inherits.
+	Settings map[string]any `mapstructure:"settings"`
 }
 
 // Match is a route's `match:`.
@@ -88,6 +126,9 @@ const (
 	DefaultGroup           = "shovel"
 	DefaultStart           = "earliest"
 	DefaultShutdownTimeout = 30 * time.Second
+	// A wrong clock should not write into whisper files years away.
+	DefaultMaxAge    = 365 * 24 * time.Hour
+	DefaultMaxFuture = 10 * time.Minute
 )
 
 // envKeys are the scalar keys that SHOVEL_* environment variables override
@@ -141,6 +182,7 @@ func Load(path string) (*Config, error) {
 		Kafka:           Kafka{Group: DefaultGroup, Start: DefaultStart},
 		Consul:          consul.DefaultConfig(),
 		Log:             Log{Level: "info", Format: "text"},
+		Timestamps:      Timestamps{MaxAge: DefaultMaxAge, MaxFuture: DefaultMaxFuture, OutOfWindow: "reject"},
 		ShutdownTimeout: DefaultShutdownTimeout,
 	}
 	if err := decodeStrict(v.AllSettings(), cfg, ""); err != nil {

@@ -41,6 +41,14 @@ func TestGoodFile(t *testing.T) {
 	require.Equal(t, 50*time.Millisecond, c.Outputs["graphite"].FlushInterval)
 	require.Equal(t, 100, c.Outputs["graphite"].BatchSize)
 	require.Equal(t, map[string]any{"address": "carbon:2004"}, c.Outputs["graphite"].Options)
+	require.Len(t, c.Routes[0].Rules, 3)
+	require.Equal(t, `^voltha\.`, c.Routes[0].Rules[1].Rewrite.Match)
+	require.Equal(t, false, *c.Routes[0].Stop)
+	require.Nil(t, c.Routes[1].Stop)
+	require.Equal(t, 48*time.Hour, c.Timestamps.MaxAge)
+	require.Equal(t, DefaultMaxFuture, c.Timestamps.MaxFuture, "unset keys keep their defaults")
+	require.Equal(t, "clamp", c.Timestamps.OutOfWindow)
+	require.Equal(t, "shovel.dead", c.DeadLetter.Topic)
 	_, err = Build(c, nil)
 	require.NoError(t, err)
 }
@@ -65,6 +73,9 @@ func TestBadFiles(t *testing.T) {
 			"outputs.g.fallback: an output cannot fall back to itself",
 			`outputs.h.kind: unknown output kind "carbn" (known: carbon-pickle, carbon-plaintext)`,
 			`log.level: must be debug, info, warn or error, got "loud"`,
+			`routes[0].rules[0]: error parsing regexp: missing closing ): ` + "`^(`",
+			"timestamps.max_age: must not be negative",
+			`timestamps.out_of_window: must be "reject" or "clamp", got "wrap"`,
 		}},
 	}
 	for _, tt := range tests {

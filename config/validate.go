@@ -11,7 +11,20 @@ import (
 
 	"github.com/shovel-metrics/shovel/decoders"
 	"github.com/shovel-metrics/shovel/outputs"
+	"github.com/shovel-metrics/shovel/router"
 )
+
+// routerRules converts a route's rules to the router's form.
+func (r Route) routerRules() []router.Rule {
+	out := make([]router.Rule, len(r.Rules))
+	for i, x := range r.Rules {
+		out[i] = router.Rule{Keep: x.Keep, Drop: x.Drop, AddPrefix: x.AddPrefix, StripPrefix: x.StripPrefix}
+		if x.Rewrite != nil {
+			out[i].Rewrite = &router.Rewrite{Match: x.Rewrite.Match, Replace: x.Rewrite.Replace}
+		}
+	}
+	return out
+}
 
 // managedSettings are librdkafka properties shovel sets itself, because its
 // delivery guarantee or its own keys depend on them.
@@ -135,6 +148,9 @@ func (c *Config) Validate() error {
 				bad(fmt.Sprintf("%s.outputs[%d]", key, j), "unknown output %q (defined: %s)", o, strings.Join(sortedKeys(c.Outputs), ", "))
 			}
 		}
+		if _, err := router.CompileRules(r.routerRules()); err != nil {
+			bad(key+"."+strings.SplitN(err.Error(), ": ", 2)[0], "%s", strings.SplitN(err.Error(), ": ", 2)[1])
+		}
 		if strings.HasPrefix(r.Match.Topic, "^") {
 			if _, err := regexp.Compile(r.Match.Topic); err != nil {
 				bad(key+".match.topic", "%q is not a valid regular expression: %v", r.Match.Topic, err)
@@ -149,6 +165,23 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", `must be text or json, got %q`, c.Log.Format)
+	}
+	if c.Timestamps.MaxAge < 0 {
+		bad("timestamps.max_age", "must not be negative (0 disables the check)")
+	}
+	if c.Timestamps.MaxFuture < 0 {
+		bad("timestamps.max_future", "must not be negative (0 disables the check)")
+	}
+	if o := c.Timestamps.OutOfWindow; o != "reject" && o != "clamp" {
+		bad("timestamps.out_of_window", `must be "reject" or "clamp", got %q`, o)
+	}
+	if c.DeadLetter.Topic != "" && strings.ContainsAny(c.DeadLetter.Topic, " ^*") {
+		bad("dead_letter.topic", "%q is not a topic name", c.DeadLetter.Topic)
+	}
+	for _, k := range sortedKeys(c.DeadLetter.Settings) {
+		if _, ok := managedSettings[k]; ok {
+			bad("dead_letter.settings."+k, "managed by shovel")
+		}
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", "must be positive, got %s", c.ShutdownTimeout)

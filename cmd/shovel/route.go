@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -68,20 +69,41 @@ func newLogger(cfg config.Log, w interface{ Write([]byte) (int, error) }) *slog.
 // in the order that loses nothing: stop fetching, flush the outputs, commit.
 func route(ctx context.Context, cfg *config.Config, logw interface{ Write([]byte) (int, error) }) error {
 	log := newLogger(cfg.Log, logw)
-	built, err := config.Build(cfg, log)
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
 	brokers := strings.Join(cfg.Kafka.Brokers, ",")
 	if name, ok := consul.IsService(brokers); ok {
-		addrs, err := built.Resolver.Resolve(ctx, name)
+		// librdkafka learns the rest of the cluster from these, so a
+		// lookup at start-up is enough.
+		addrs, err := lookupBrokers(ctx, cfg, name, log)
 		if err != nil {
 			return fmt.Errorf("kafka.brokers %q: %w", brokers, err)
 		}
-		// librdkafka learns the rest of the cluster from these, so a
-		// lookup at start-up is enough.
 		log.Info("kafka brokers from consul", "service", name, "brokers", addrs)
 		brokers = strings.Join(addrs, ",")
+	}
+	var opts []config.BuildOption
+	var dead *kafka.DeadLetterWriter
+	if cfg.DeadLetter.Topic != "" {
+		settings := kafka.InheritSecurity(cfg.Kafka.Settings)
+		for k, v := range cfg.DeadLetter.Settings {
+			settings[k] = v
+		}
+		var err error
+		dead, err = kafka.NewDeadLetter(kafka.DeadLetterConfig{Brokers: brokers, Topic: cfg.DeadLetter.Topic, Settings: settings},
+			log.With("component", "dead-letter"))
+		if err != nil {
+			return err
+		}
+		opts = append(opts, config.WithDeadLetter(dead))
+	}
+	built, err := config.Build(cfg, log, opts...)
+	if err != nil {
+		if dead != nil {
+			_ = dead.Close(0)
+		}
+		return usageError{err}
 	}
 	consumer, err := kafka.New(kafka.Config{
 		Brokers: brokers, Topics: cfg.Kafka.Topics, Group: cfg.Kafka.Group,
@@ -99,9 +121,29 @@ func route(ctx context.Context, cfg *config.Config, logw interface{ Write([]byte
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	closeErr := r.Close(sctx)
+	var deadErr error
+	if dead != nil {
+		// Dead letters acknowledge their source messages when delivered:
+		// flush them before the final commit.
+		deadErr = dead.Close(time.Until(deadlineOf(sctx)))
+	}
 	commitErr := consumer.Close()
 	snap := r.Stats().Snapshot()
 	log.Info("stopped", "messages", snap.Messages, "samples_in", snap.SamplesIn, "samples_out", snap.SamplesOut,
 		"rejected", snap.RejectReasons())
-	return errors.Join(runErr, closeErr, commitErr)
+	return errors.Join(runErr, closeErr, deadErr, commitErr)
+}
+
+func deadlineOf(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}
+
+// lookupBrokers resolves kafka.brokers "@name" through Consul.
+func lookupBrokers(ctx context.Context, cfg *config.Config, service string, log *slog.Logger) ([]string, error) {
+	r, err := consul.New(cfg.Consul, log.With("component", "consul"))
+	if err != nil {
+		return nil, err
+	}
+	return r.Resolve(ctx, service)
 }

@@ -110,6 +110,10 @@ func sliceKPIs(prefix string, n int, ts0 int64) []kpi {
 	return out
 }
 
+// recent is a timestamp inside shovel's default window (one year back, ten
+// minutes ahead) with room for a few thousand one-second steps.
+func recent() int64 { return time.Now().Add(-3 * time.Hour).Unix() }
+
 func produceKPIs(t *testing.T, b *kafkatest.Broker, topic string, partitions int32, kpis []kpi) []carbontest.Sample {
 	recs := make([]kafkatest.Record, len(kpis))
 	var want []carbontest.Sample
@@ -171,7 +175,7 @@ func TestRouteDrainsTopicIntoCarbonPickle(t *testing.T) {
 	skipShort(t)
 	const topic = "voltha.kpis"
 	b := kafkatest.Start(t, 3, topic)
-	kpis := sliceKPIs("voltha.internal", 600, 1480000000)
+	kpis := sliceKPIs("voltha.internal", 600, recent())
 	want := produceKPIs(t, b, topic, 3, kpis)
 	// Bad input between good messages: each is rejected and counted, and
 	// none holds back the messages behind it.
@@ -180,6 +184,7 @@ func TestRouteDrainsTopicIntoCarbonPickle(t *testing.T) {
 		`{"type":"slice","ts":1480000000,"data":{"ok":{"evil\n1 2":1}}}`, // newline injection
 		`{"type":"slice","ts":1480000000,"data":{"ok":{"str":"12"}}}`,    // not a number
 		`{"type":"slice","ts":1480000000,"data":`,                        // truncated JSON
+		`{"type":"slice","ts":1480000000,"data":{"ok":{"old":1}}}`,       // years before the window
 		`not json at all`,
 		`{"type":"unknown-type","ts":1}`,
 		strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000), // deep nesting
@@ -187,7 +192,7 @@ func TestRouteDrainsTopicIntoCarbonPickle(t *testing.T) {
 	for i, v := range bad {
 		b.Produce(t, kafkatest.Record{Topic: topic, Partition: int32(i % 3), Value: []byte(v)})
 	}
-	tail := sliceKPIs("voltha.tail", 30, 1480001000)
+	tail := sliceKPIs("voltha.tail", 30, recent()+1000)
 	want = append(want, produceKPIs(t, b, topic, 3, tail)...)
 
 	pickle := carbontest.ListenPickle(t)
@@ -210,7 +215,7 @@ func TestRouteDrainsTopicIntoCarbonPickle(t *testing.T) {
 	}
 	require.EqualValues(t, len(kpis)+len(bad)+len(tail), total)
 	logs := sh.logs.String()
-	for _, reason := range []string{"bad_path", "not_a_number", "invalid_json", "no_route"} {
+	for _, reason := range []string{"bad_path", "not_a_number", "invalid_json", "no_route", "too_deep", "ts_out_of_window"} {
 		require.Contains(t, logs, "reason="+reason)
 	}
 }
@@ -219,7 +224,7 @@ func TestRouteLosesNothingAcrossRestart(t *testing.T) {
 	skipShort(t)
 	const topic, group = "kpis.restart", "it-restart"
 	b := kafkatest.Start(t, 2, topic)
-	first := produceKPIs(t, b, topic, 2, sliceKPIs("restart.a", 4000, 1480000000))
+	first := produceKPIs(t, b, topic, 2, sliceKPIs("restart.a", 4000, recent()))
 	pickle := carbontest.ListenPickle(t)
 	args := []string{"route", "-K", b.Addr, "-t", topic, "-g", group, "-H", "127.0.0.1", "-p", port(t, pickle.Addr()),
 		"--line-port", deadPort(t)}
@@ -230,7 +235,7 @@ func TestRouteLosesNothingAcrossRestart(t *testing.T) {
 	require.Equal(t, 0, sh.stop(t))
 	seenBefore := pickle.Len()
 	// ...publish more while it is down (the original shovel lost these)...
-	second := produceKPIs(t, b, topic, 2, sliceKPIs("restart.b", 500, 1480010000))
+	second := produceKPIs(t, b, topic, 2, sliceKPIs("restart.b", 500, recent()+5000))
 	// ...and start it again with the same group.
 	sh = startShovel(t, args...)
 	want := append(first, second...)
@@ -246,7 +251,7 @@ func TestRouteFallsBackToPlaintext(t *testing.T) {
 	skipShort(t)
 	const topic = "kpis.fallback"
 	b := kafkatest.Start(t, 1, topic)
-	want := produceKPIs(t, b, topic, 1, sliceKPIs("fb", 200, 1480000000))
+	want := produceKPIs(t, b, topic, 1, sliceKPIs("fb", 200, recent()))
 	line := carbontest.ListenPlaintext(t)
 	// Nothing listens on the pickle port: the plaintext output takes over.
 	sh := startShovel(t, "route", "-K", b.Addr, "-t", topic, "-g", "it-fb",
@@ -292,7 +297,7 @@ func TestRouteResolvesKafkaAndCarbonInConsul(t *testing.T) {
 	skipShort(t)
 	const topic = "kpis.consul"
 	b := kafkatest.Start(t, 1, topic)
-	want := produceKPIs(t, b, topic, 1, sliceKPIs("consul", 50, 1480000000))
+	want := produceKPIs(t, b, topic, 1, sliceKPIs("consul", 50, recent()))
 	pickle := carbontest.ListenPickle(t)
 	consul := fakeConsul(t, map[string][]string{"kafka": {b.Addr}, "carbon-pickle": {pickle.Addr()}})
 

@@ -99,5 +99,28 @@ func (b *Broker) Committed(t testing.TB, group, topic string) map[int32]int64 {
 	return out
 }
 
+// Consume reads the first n records of topic (all partitions, from the
+// start), failing the test if they don't arrive within 30 s.
+func (b *Broker) Consume(t testing.TB, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatalf("kafkatest: consumer: %v", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("kafkatest: got %d of %d records from %s", len(out), n, topic)
+		}
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	return out
+}
+
 // String is the bootstrap address, for logs.
 func (b *Broker) String() string { return fmt.Sprintf("kfake@%s", b.Addr) }
