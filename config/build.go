@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shovel-metrics/shovel/decoders"
 	"github.com/shovel-metrics/shovel/outputs"
 	"github.com/shovel-metrics/shovel/router"
@@ -25,7 +27,15 @@ type Built struct {
 // BuildOption adjusts Build.
 type BuildOption func(*buildOptions)
 
-type buildOptions struct{ deadLetter router.DeadLetter }
+type buildOptions struct {
+	deadLetter router.DeadLetter
+	registerer prometheus.Registerer
+}
+
+// WithRegisterer registers the router's Prometheus metrics with reg.
+func WithRegisterer(reg prometheus.Registerer) BuildOption {
+	return func(o *buildOptions) { o.registerer = reg }
+}
 
 // WithDeadLetter gives the router its dead-letter writer (for
 // c.DeadLetter.Topic). It is passed in because it needs a Kafka producer,
@@ -76,6 +86,7 @@ func Build(c *Config, log *slog.Logger, opts ...BuildOption) (*Built, error) {
 			Clamp: c.Timestamps.OutOfWindow == "clamp",
 		},
 		DeadLetter: bo.deadLetter,
+		Registerer: bo.registerer,
 	}
 	for _, name := range sortedKeys(c.Outputs) {
 		o := c.Outputs[name]

@@ -31,6 +31,8 @@ type Config struct {
 	Log      Log                `mapstructure:"log"`
 	// Timestamps bounds sample times relative to the clock.
 	Timestamps Timestamps `mapstructure:"timestamps"`
+	// HTTP serves /metrics, /healthz and /readyz.
+	HTTP HTTP `mapstructure:"http"`
 	// DeadLetter is the topic for messages that cannot be used.
 	DeadLetter DeadLetter `mapstructure:"dead_letter"`
 	// ShutdownTimeout bounds the flush on SIGINT/SIGTERM.
@@ -74,6 +76,15 @@ type Rewrite struct {
 	Match   string `mapstructure:"match"`
 	Replace string `mapstructure:"replace"`
 }
+
+// HTTP is the `http:` section.
+type HTTP struct {
+	// Address is host:port for the status endpoints; empty disables them.
+	Address string `mapstructure:"address"`
+}
+
+// DefaultHTTPAddress is loopback: the endpoints expose internals.
+const DefaultHTTPAddress = "127.0.0.1:9108"
 
 // Timestamps is the `timestamps:` section.
 type Timestamps struct {
@@ -136,7 +147,7 @@ const (
 var envKeys = []string{
 	"kafka.brokers", "kafka.topics", "kafka.group", "kafka.start",
 	"consul.address", "consul.token", "consul.token_file", "consul.datacenter", "consul.timeout",
-	"log.level", "log.format", "shutdown_timeout",
+	"log.level", "log.format", "shutdown_timeout", "http.address",
 }
 
 // EnvKeys returns the keys that environment variables can override, with
@@ -183,6 +194,7 @@ func Load(path string) (*Config, error) {
 		Consul:          consul.DefaultConfig(),
 		Log:             Log{Level: "info", Format: "text"},
 		Timestamps:      Timestamps{MaxAge: DefaultMaxAge, MaxFuture: DefaultMaxFuture, OutOfWindow: "reject"},
+		HTTP:            HTTP{Address: DefaultHTTPAddress},
 		ShutdownTimeout: DefaultShutdownTimeout,
 	}
 	if err := decodeStrict(v.AllSettings(), cfg, ""); err != nil {

@@ -10,13 +10,14 @@ import (
 // Overrides are the original shovel's command-line flags, applied on top
 // of the file. Zero values leave the file's setting alone.
 type Overrides struct {
-	Kafka    string // -K: bootstrap servers, or "@name"
-	Consul   string // -c: Consul address
-	Topic    string // -t: one topic
-	Group    string // -g
-	Host     string // -H: Carbon host, for the pickle and plaintext outputs
-	Port     int    // -p: Carbon pickle port
-	LinePort int    // --line-port: Carbon plaintext port
+	Kafka    string  // -K: bootstrap servers, or "@name"
+	Consul   string  // -c: Consul address
+	Topic    string  // -t: one topic
+	Group    string  // -g
+	Host     string  // -H: Carbon host, for the pickle and plaintext outputs
+	Port     int     // -p: Carbon pickle port
+	LinePort int     // --line-port: Carbon plaintext port
+	HTTP     *string // --http: status endpoints address ("" disables)
 }
 
 // Output kinds the Carbon flags apply to.
@@ -45,6 +46,9 @@ func (c *Config) Apply(o Overrides) error {
 	}
 	if o.Group != "" {
 		c.Kafka.Group = o.Group
+	}
+	if o.HTTP != nil {
+		c.HTTP.Address = *o.HTTP
 	}
 	for flag, port := range map[string]int{"-p/--port": o.Port, "--line-port": o.LinePort} {
 		if port != 0 && (port < 1 || port > 65535) {

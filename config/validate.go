@@ -183,6 +183,13 @@ func (c *Config) Validate() error {
 			bad("dead_letter.settings."+k, "managed by shovel")
 		}
 	}
+	if a := c.HTTP.Address; a != "" {
+		if _, port, err := net.SplitHostPort(a); err != nil {
+			bad("http.address", "%q is not host:port (empty disables the endpoints)", a)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			bad("http.address", "%q: port must be a number from 0 to 65535", a)
+		}
+	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", "must be positive, got %s", c.ShutdownTimeout)
 	}

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 
@@ -32,6 +34,8 @@ type Config struct {
 	DeadLetter DeadLetter
 	// Logger receives the router's own log lines; nil discards them.
 	Logger *slog.Logger
+	// Registerer receives the router's Prometheus metrics; nil for none.
+	Registerer prometheus.Registerer
 }
 
 // TimeWindow keeps a producer with a wrong clock from writing into whisper
@@ -115,7 +119,8 @@ type Router struct {
 
 type compiledRoute struct {
 	Route
-	sinks []*sink
+	sinks   []*sink
+	decoded func(n int)
 }
 
 // New checks cfg and builds a router. It does no I/O: call Start to connect
@@ -125,11 +130,15 @@ func New(cfg Config) (*Router, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	stats, err := newStats(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("router: metrics: %w", err)
+	}
 	r := &Router{
 		sinks:  make(map[string]*sink, len(cfg.Outputs)),
 		log:    log,
 		limit:  newRateLimiter(10 * time.Second),
-		stats:  newStats(),
+		stats:  stats,
 		window: cfg.Window,
 		dead:   cfg.DeadLetter,
 		now:    time.Now,
@@ -149,7 +158,10 @@ func New(cfg Config) (*Router, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := newSink(oc, chain, guarded, r.stats, log.With("output", oc.Name))
+		s, err := newSink(oc, chain, guarded, r.stats, log.With("output", oc.Name))
+		if err != nil {
+			return nil, fmt.Errorf("router: metrics: %w", err)
+		}
 		r.sinks[oc.Name] = s
 		r.order = append(r.order, s)
 	}
@@ -168,7 +180,7 @@ func New(cfg Config) (*Router, error) {
 			return nil, fmt.Errorf("router: %s: %w", rt.Name, err)
 		}
 		rt.Rules = rules
-		cr := compiledRoute{Route: rt}
+		cr := compiledRoute{Route: rt, decoded: r.stats.decodedCounter(rt.DecoderName)}
 		for _, name := range rt.Outputs {
 			s, ok := r.sinks[name]
 			if !ok {
@@ -231,7 +243,7 @@ func (r *Router) Stats() *Stats { return r.stats }
 // first, in which case done is never called and the message must not be
 // committed.
 func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) error {
-	r.stats.messages.Add(1)
+	r.stats.message()
 	g := &ackGroup{done: done}
 	g.pending.Store(1) // Handle's own hold, released once every route has enqueued
 	var typ msgType
@@ -279,7 +291,7 @@ func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Messa
 	if len(samples) == 0 {
 		return nil
 	}
-	r.stats.samplesIn.Add(uint64(len(samples)))
+	rt.decoded(len(samples))
 	// One copy shared read-only by every sink: res is reused by the next call.
 	d := &delivery{samples: append([]metric.Sample(nil), samples...), group: g}
 	g.pending.Add(int32(len(rt.sinks)))
@@ -299,7 +311,7 @@ func (r *Router) deadLetter(ctx context.Context, msg *metric.Message, reason, de
 	if err := r.dead.Send(ctx, msg, reason, detail, g.ack); err != nil {
 		return err
 	}
-	r.stats.deadLetters.Add(1)
+	r.stats.deadLetter()
 	return nil
 }
 
@@ -378,11 +390,7 @@ func (r *Router) match(msg *metric.Message, typ *msgType) *compiledRoute {
 
 // reject counts a rejection and logs it at a bounded rate per reason.
 func (r *Router) reject(msg *metric.Message, decoder, reason, what string, rj *metric.Rejection) {
-	if rj != nil {
-		r.stats.rejectSample(decoder, reason)
-	} else {
-		r.stats.rejectMessage(decoder, reason)
-	}
+	r.stats.reject(decoder, reason, rj != nil)
 	if n, ok := r.limit.allow(decoder + "/" + reason); ok {
 		attrs := []any{
 			"reason", reason, "decoder", decoder,
@@ -406,6 +414,16 @@ func excerpt(b []byte, n int) string {
 		return strings.ToValidUTF8(string(b[:n]), "\uFFFD") + fmt.Sprintf("…(%d bytes)", len(b))
 	}
 	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// Readiness reports each output's ability to deliver: "" when it can, by
+// itself or through its fallback, otherwise why not.
+func (r *Router) Readiness() map[string]string {
+	out := make(map[string]string, len(r.order))
+	for _, s := range r.order {
+		out[s.name] = s.readiness()
+	}
+	return out
 }
 
 // Close stops taking messages, flushes what the sinks hold (retrying until

@@ -42,27 +42,73 @@ type sink struct {
 	in         chan *delivery
 	batchSize  int
 	flushEvery time.Duration
-	stats      *Stats
+	stats      *outputStats
 	log        *slog.Logger
 
 	closeOnce sync.Once
 	degraded  bool // the primary failed its last write; logged on change only
+
+	mu        sync.Mutex
+	state     sinkState
+	lastError string
 }
 
-func newSink(oc OutputConfig, fallbacks []string, outs map[string]*guardedOutput, stats *Stats, log *slog.Logger) *sink {
+// sinkState is what readiness reports for an output.
+type sinkState int
+
+const (
+	stateOK       sinkState = iota // the last batch went to the output itself
+	stateFallback                  // the last batch went to a fallback
+	stateBlocked                   // the last batch could not be delivered anywhere yet
+)
+
+// readiness is "" when the sink can deliver, else the reason it cannot.
+func (s *sink) readiness() string {
+	s.mu.Lock()
+	st, lastErr := s.state, s.lastError
+	s.mu.Unlock()
+	if st == stateBlocked {
+		return "cannot deliver: " + lastErr
+	}
+	if connected(s.primary) {
+		return ""
+	}
+	for _, fb := range s.fallbacks {
+		if connected(fb) {
+			return ""
+		}
+	}
+	return "not connected"
+}
+
+// connected asks an output that knows; one that cannot tell counts as
+// connected until a write says otherwise.
+func connected(g *guardedOutput) bool {
+	c, ok := g.out.(metric.Connectivity)
+	return !ok || c.Connected()
+}
+
+func (s *sink) setState(st sinkState, errText string) {
+	s.mu.Lock()
+	s.state, s.lastError = st, errText
+	s.mu.Unlock()
+}
+
+func newSink(oc OutputConfig, fallbacks []string, outs map[string]*guardedOutput, stats *Stats, log *slog.Logger) (*sink, error) {
 	s := &sink{
 		name:       oc.Name,
 		primary:    outs[oc.Name],
 		batchSize:  orDefault(oc.BatchSize, DefaultBatchSize),
 		flushEvery: orDefault(oc.FlushInterval, DefaultFlushInterval),
 		in:         make(chan *delivery, orDefault(oc.QueueSize, DefaultQueueSize)),
-		stats:      stats,
 		log:        log,
 	}
 	for _, fb := range fallbacks {
 		s.fallbacks = append(s.fallbacks, outs[fb])
 	}
-	return s
+	var err error
+	s.stats, err = stats.forOutput(oc.Name, fallbacks, func() float64 { return float64(len(s.in)) })
+	return s, err
 }
 
 func orDefault[T int | time.Duration](v, def T) T {
@@ -152,6 +198,7 @@ func (s *sink) run(ctx context.Context) {
 // ends first; the batch is then left unacknowledged.
 func (s *sink) deliver(ctx context.Context, batch []metric.Sample) bool {
 	backoff := minRetryWait
+	start := time.Now()
 	for {
 		err := s.primary.write(ctx, batch)
 		if err == nil {
@@ -159,24 +206,27 @@ func (s *sink) deliver(ctx context.Context, batch []metric.Sample) bool {
 				s.degraded = false
 				s.log.Info("output delivering again")
 			}
-			s.stats.batches.Add(1)
-			s.stats.samplesOut.Add(uint64(len(batch)))
+			s.setState(stateOK, "")
+			s.stats.written(len(batch), -1, time.Since(start))
 			return true
 		}
-		s.stats.writeFails.Add(1)
+		s.stats.writeFailed()
 		if !s.degraded {
 			s.degraded = true
 			s.log.Warn("output cannot deliver", "err", err, "fallbacks", len(s.fallbacks))
+			if len(s.fallbacks) > 0 {
+				s.stats.fallbackActivated()
+			}
 		}
-		for _, fb := range s.fallbacks {
+		for i, fb := range s.fallbacks {
 			if ferr := fb.write(ctx, batch); ferr == nil {
-				s.stats.fallbacks.Add(1)
-				s.stats.batches.Add(1)
-				s.stats.samplesOut.Add(uint64(len(batch)))
+				s.setState(stateFallback, err.Error())
+				s.stats.written(len(batch), i, time.Since(start))
 				return true
 			}
-			s.stats.writeFails.Add(1)
+			s.stats.writeFailed()
 		}
+		s.setState(stateBlocked, err.Error())
 		select {
 		case <-ctx.Done():
 			return false

@@ -4,9 +4,15 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Stats counts what the router did. Counters only grow; Snapshot reads them.
+// Stats counts what the router does, twice over: plain atomic counters for
+// Snapshot (tests, the shutdown log line) and, when a Prometheus registerer
+// is configured, the same events as shovel_* metrics. Each event is counted
+// at one place, through a method here.
 type Stats struct {
 	messages    atomic.Uint64
 	samplesIn   atomic.Uint64
@@ -18,6 +24,9 @@ type Stats struct {
 
 	mu      sync.Mutex
 	rejects map[RejectKey]uint64
+
+	prom *promMetrics // nil without a registerer
+	reg  prometheus.Registerer
 }
 
 // RejectKey labels a rejection counter.
@@ -28,15 +37,163 @@ type RejectKey struct {
 	Sample bool
 }
 
-func newStats() *Stats { return &Stats{rejects: map[RejectKey]uint64{}} }
+type promMetrics struct {
+	messages    prometheus.Counter
+	decoded     *prometheus.CounterVec
+	rejected    *prometheus.CounterVec
+	deadLetters prometheus.Counter
+	written     *prometheus.CounterVec
+	failures    *prometheus.CounterVec
+	activations *prometheus.CounterVec
+	batchSize   *prometheus.HistogramVec
+	writeTime   *prometheus.HistogramVec
+}
 
-func (s *Stats) rejectMessage(decoder, reason string) { s.addReject(RejectKey{decoder, reason, false}) }
-func (s *Stats) rejectSample(decoder, reason string)  { s.addReject(RejectKey{decoder, reason, true}) }
+func newStats(reg prometheus.Registerer) (*Stats, error) {
+	s := &Stats{rejects: map[RejectKey]uint64{}}
+	if reg == nil {
+		return s, nil
+	}
+	p := &promMetrics{
+		messages: prometheus.NewCounter(prometheus.CounterOpts{Name: "shovel_messages_total",
+			Help: "Kafka messages handled by the router."}),
+		decoded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_samples_decoded_total",
+			Help: "Samples decoded and accepted for delivery, by decoder."}, []string{"decoder"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_rejected_total",
+			Help: "Rejected input by decoder and reason; scope is message (whole message) or sample."},
+			[]string{"decoder", "reason", "scope"}),
+		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "shovel_dead_letters_total",
+			Help: "Messages sent to the dead-letter topic."}),
+		written: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_output_samples_written_total",
+			Help: "Samples written, by output and by the output that took them (itself or a fallback)."},
+			[]string{"output", "via"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_output_write_failures_total",
+			Help: "Failed write attempts (each is retried), by output."}, []string{"output"}),
+		activations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_output_fallback_activations_total",
+			Help: "Times an output started handing its batches to its fallback."}, []string{"output"}),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "shovel_output_batch_samples",
+			Help:    "Samples per successful write.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 9)}, []string{"output"}),
+		writeTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "shovel_output_write_seconds",
+			Help:    "Time to deliver one batch, retries included.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, []string{"output"}),
+	}
+	for _, c := range []prometheus.Collector{p.messages, p.decoded, p.rejected, p.deadLetters, p.written,
+		p.failures, p.activations, p.batchSize, p.writeTime} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	s.prom, s.reg = p, reg
+	return s, nil
+}
 
-func (s *Stats) addReject(k RejectKey) {
+func (s *Stats) message() {
+	s.messages.Add(1)
+	if s.prom != nil {
+		s.prom.messages.Inc()
+	}
+}
+
+func (s *Stats) deadLetter() {
+	s.deadLetters.Add(1)
+	if s.prom != nil {
+		s.prom.deadLetters.Inc()
+	}
+}
+
+func (s *Stats) reject(decoder, reason string, sample bool) {
 	s.mu.Lock()
-	s.rejects[k]++
+	s.rejects[RejectKey{decoder, reason, sample}]++
 	s.mu.Unlock()
+	if s.prom != nil {
+		scope := "message"
+		if sample {
+			scope = "sample"
+		}
+		s.prom.rejected.WithLabelValues(decoder, reason, scope).Inc()
+	}
+}
+
+// decodedCounter returns the per-decoder counter once, so that the hot
+// path does no label lookup per message.
+func (s *Stats) decodedCounter(decoder string) func(n int) {
+	if s.prom == nil {
+		return func(n int) { s.samplesIn.Add(uint64(n)) }
+	}
+	c := s.prom.decoded.WithLabelValues(decoder)
+	return func(n int) {
+		s.samplesIn.Add(uint64(n))
+		c.Add(float64(n))
+	}
+}
+
+// outputStats is one sink's view of the counters.
+type outputStats struct {
+	s           *Stats
+	primary     prometheus.Counter
+	viaFallback []prometheus.Counter // parallel to the sink's fallbacks
+	failures    prometheus.Counter
+	activations prometheus.Counter
+	batchSize   prometheus.Observer
+	writeTime   prometheus.Observer
+}
+
+func (s *Stats) forOutput(name string, fallbacks []string, depth func() float64) (*outputStats, error) {
+	o := &outputStats{s: s}
+	if s.prom == nil {
+		return o, nil
+	}
+	// One GaugeFunc per output, read at scrape time, so a blocked output
+	// shows its full queue even while nothing is written.
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shovel_output_queue_messages",
+		Help: "Messages waiting for an output.", ConstLabels: prometheus.Labels{"output": name}}, depth)
+	if err := s.reg.Register(g); err != nil {
+		return nil, err
+	}
+	p := s.prom
+	o.primary = p.written.WithLabelValues(name, name)
+	for _, fb := range fallbacks {
+		o.viaFallback = append(o.viaFallback, p.written.WithLabelValues(name, fb))
+	}
+	o.failures = p.failures.WithLabelValues(name)
+	o.activations = p.activations.WithLabelValues(name)
+	o.batchSize = p.batchSize.WithLabelValues(name)
+	o.writeTime = p.writeTime.WithLabelValues(name)
+	return o, nil
+}
+
+// written records a delivered batch; fallback is -1 for the primary, else
+// the index in the fallback chain.
+func (o *outputStats) written(n int, fallback int, took time.Duration) {
+	o.s.batches.Add(1)
+	o.s.samplesOut.Add(uint64(n))
+	if fallback >= 0 {
+		o.s.fallbacks.Add(1)
+	}
+	if o.primary == nil {
+		return
+	}
+	if fallback < 0 {
+		o.primary.Add(float64(n))
+	} else {
+		o.viaFallback[fallback].Add(float64(n))
+	}
+	o.batchSize.Observe(float64(n))
+	o.writeTime.Observe(took.Seconds())
+}
+
+func (o *outputStats) writeFailed() {
+	o.s.writeFails.Add(1)
+	if o.failures != nil {
+		o.failures.Inc()
+	}
+}
+
+func (o *outputStats) fallbackActivated() {
+	if o.activations != nil {
+		o.activations.Inc()
+	}
 }
 
 // Snapshot is a point-in-time copy of the counters.
@@ -71,7 +228,7 @@ func (s *Stats) Snapshot() Snapshot {
 	}
 }
 
-// RejectReasons returns "decoder/reason" keys with counts, sorted, for logs and tests.
+// RejectReasons returns the "decoder/reason" keys seen, sorted, for logs.
 func (sn Snapshot) RejectReasons() []string {
 	var out []string
 	for k := range sn.Rejects {

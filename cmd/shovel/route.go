@@ -8,17 +8,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/shovel-metrics/shovel/config"
 	"github.com/shovel-metrics/shovel/router/consul"
 	"github.com/shovel-metrics/shovel/router/kafka"
+	"github.com/shovel-metrics/shovel/router/status"
 )
 
 func newRouteCmd() *cobra.Command {
 	var (
-		cfgPath string
-		o       config.Overrides
+		cfgPath  string
+		httpAddr string
+		o        config.Overrides
 	)
 	cmd := &cobra.Command{
 		Use:   "route",
@@ -32,6 +36,9 @@ localhost:2003 as fallback. The flags override the file.`,
 			f := cmd.Flags()
 			if !f.Changed("line-port") {
 				o.LinePort = 0 // the flag's default documents Carbon's port; only an explicit value overrides the file
+			}
+			if f.Changed("http") {
+				o.HTTP = &httpAddr
 			}
 			cfg, err := config.Load(cfgPath)
 			if err != nil {
@@ -52,6 +59,7 @@ localhost:2003 as fallback. The flags override the file.`,
 	f.StringVarP(&o.Host, "host", "H", "", "Carbon host for the carbon-pickle and carbon-plaintext outputs")
 	f.IntVarP(&o.Port, "port", "p", 0, "Carbon pickle port (2004 in the default config)")
 	f.IntVar(&o.LinePort, "line-port", 2003, "Carbon plaintext (fallback) port")
+	f.StringVar(&httpAddr, "http", config.DefaultHTTPAddress, `address of /metrics, /healthz and /readyz ("" disables them)`)
 	return cmd
 }
 
@@ -83,7 +91,9 @@ func route(ctx context.Context, cfg *config.Config, logw interface{ Write([]byte
 		log.Info("kafka brokers from consul", "service", name, "brokers", addrs)
 		brokers = strings.Join(addrs, ",")
 	}
-	var opts []config.BuildOption
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	opts := []config.BuildOption{config.WithRegisterer(reg)}
 	var dead *kafka.DeadLetterWriter
 	if cfg.DeadLetter.Topic != "" {
 		settings := kafka.InheritSecurity(cfg.Kafka.Settings)
@@ -107,12 +117,25 @@ func route(ctx context.Context, cfg *config.Config, logw interface{ Write([]byte
 	}
 	consumer, err := kafka.New(kafka.Config{
 		Brokers: brokers, Topics: cfg.Kafka.Topics, Group: cfg.Kafka.Group,
-		Start: cfg.Kafka.Start, Settings: cfg.Kafka.Settings,
+		Start: cfg.Kafka.Start, Settings: cfg.Kafka.Settings, Registerer: reg,
 	}, log.With("component", "kafka"))
 	if err != nil {
 		return err
 	}
 	r := built.Router
+	if cfg.HTTP.Address != "" {
+		checks := status.Checks{"kafka": consumer.Readiness}
+		for name := range r.Readiness() {
+			checks["output "+name] = func() string { return r.Readiness()[name] }
+		}
+		srv, err := status.Listen(cfg.HTTP.Address, status.Handler(reg, checks), log)
+		if err != nil {
+			_ = consumer.Close()
+			return fmt.Errorf("http.address: %w", err)
+		}
+		log.Info("status endpoints", "address", "http://"+srv.Addr(), "paths", "/metrics /healthz /readyz")
+		defer srv.Close(context.Background())
+	}
 	r.Start(ctx)
 	log.Info("shovel routing", "version", version, "brokers", brokers, "topics", cfg.Kafka.Topics, "group", cfg.Kafka.Group)
 

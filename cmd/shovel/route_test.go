@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,6 +51,10 @@ type shovelRun struct {
 
 func startShovel(t *testing.T, args ...string) *shovelRun {
 	t.Helper()
+	if len(args) > 0 && args[0] == "route" && !slices.Contains(args, "--http") {
+		// Tests run several routers; each takes a free port for its endpoints.
+		args = append(args, "--http", "127.0.0.1:0")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &shovelRun{cancel: cancel, code: make(chan int, 1), logs: &syncBuffer{}}
 	go func() { r.code <- run(ctx, args, r.logs, r.logs) }()

@@ -5,14 +5,18 @@ package kafka
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ck "github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shovel-metrics/shovel/router/metric"
 )
@@ -29,6 +33,8 @@ type Config struct {
 	Start string
 	// Settings are extra librdkafka properties; they override shovel's defaults.
 	Settings map[string]any
+	// Registerer receives shovel_kafka_consumer_lag; nil for none.
+	Registerer prometheus.Registerer
 }
 
 // Handler takes one message. It may block to apply back-pressure; it must
@@ -70,6 +76,8 @@ type Consumer struct {
 
 	lastStore time.Time
 	logsDone  chan struct{}
+	joined    atomic.Bool
+	lag       *prometheus.GaugeVec
 }
 
 type partKey struct {
@@ -96,6 +104,17 @@ func New(cfg Config, log *slog.Logger) (*Consumer, error) {
 		"fetch.min.bytes":            1,
 		"queued.max.messages.kbytes": 32768,
 	}
+	var lag *prometheus.GaugeVec
+	if cfg.Registerer != nil {
+		// librdkafka computes each partition's lag; it reports it in its
+		// statistics, which Run turns into a gauge.
+		cm["statistics.interval.ms"] = 5000
+		lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "shovel_kafka_consumer_lag",
+			Help: "Messages between the consumer's position and the partition's end."}, []string{"topic", "partition"})
+		if err := cfg.Registerer.Register(lag); err != nil {
+			return nil, fmt.Errorf("kafka: metrics: %w", err)
+		}
+	}
 	for k, v := range cfg.Settings {
 		cm[k] = v
 	}
@@ -108,7 +127,7 @@ func New(cfg Config, log *slog.Logger) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: create consumer for %s: %w", cfg.Brokers, err)
 	}
-	k := &Consumer{c: c, cfg: cfg, log: log, trackers: map[partKey]*partTracker{}, logsDone: make(chan struct{})}
+	k := &Consumer{c: c, cfg: cfg, log: log, trackers: map[partKey]*partTracker{}, logsDone: make(chan struct{}), lag: lag}
 	go k.forwardLogs()
 	if err := c.SubscribeTopics(cfg.Topics, k.rebalance); err != nil {
 		c.Close()
@@ -141,6 +160,7 @@ func (k *Consumer) rebalance(c *ck.Consumer, ev ck.Event) error {
 	switch e := ev.(type) {
 	case ck.AssignedPartitions:
 		k.log.Info("partitions assigned", "partitions", fmtParts(e.Partitions))
+		k.joined.Store(true)
 		k.mu.Lock()
 		for _, tp := range e.Partitions {
 			k.trackers[key(*tp.Topic, tp.Partition)] = newPartTracker(*tp.Topic, tp.Partition)
@@ -313,12 +333,52 @@ func (k *Consumer) poll(timeoutMs int, backlog *[]polled) error {
 		// Transient errors (broker down, all brokers down) are retried by
 		// librdkafka itself; they are worth a line, not a stop.
 		k.log.Warn("kafka error", "code", e.Code().String(), "err", e.Error())
+	case *ck.Stats:
+		k.recordLag(e.String())
 	case ck.OffsetsCommitted:
 		if e.Error != nil && !isNoOffset(e.Error) {
 			k.log.Warn("offset commit failed", "err", e.Error)
 		}
 	}
 	return nil
+}
+
+// Readiness is "" once the group has given this consumer its assignment
+// (possibly empty: a group with more members than partitions), else why not.
+func (k *Consumer) Readiness() string {
+	if k.joined.Load() {
+		return ""
+	}
+	return "not yet a member of consumer group " + k.cfg.Group
+}
+
+// librdkafkaStats is the part of librdkafka's statistics JSON shovel reads.
+type librdkafkaStats struct {
+	Topics map[string]struct {
+		Partitions map[string]struct {
+			Partition   int32 `json:"partition"`
+			ConsumerLag int64 `json:"consumer_lag"`
+		} `json:"partitions"`
+	} `json:"topics"`
+}
+
+func (k *Consumer) recordLag(js string) {
+	if k.lag == nil {
+		return
+	}
+	var st librdkafkaStats
+	if err := json.Unmarshal([]byte(js), &st); err != nil {
+		k.log.Debug("librdkafka statistics", "err", err)
+		return
+	}
+	for topic, t := range st.Topics {
+		for _, p := range t.Partitions {
+			if p.Partition < 0 || p.ConsumerLag < 0 { // -1: internal UA partition, or lag unknown
+				continue
+			}
+			k.lag.WithLabelValues(topic, strconv.Itoa(int(p.Partition))).Set(float64(p.ConsumerLag))
+		}
+	}
 }
 
 func (k *Consumer) setPaused(paused bool) {

@@ -103,6 +103,12 @@ type Output interface {
 	Close() error
 }
 
+// Connectivity is implemented by outputs that can tell, without writing,
+// whether they reach their destination right now (for /readyz).
+type Connectivity interface {
+	Connected() bool
+}
+
 // ErrNotConnected is wrapped by Output.Write errors when the destination
 // cannot be reached; the router reacts by trying the fallback or waiting.
 var ErrNotConnected = errors.New("not connected")

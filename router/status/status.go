@@ -1,0 +1,103 @@
+// Package status serves shovel's operational endpoints: /metrics for
+// Prometheus, /healthz (the process is alive) and /readyz (it can do its
+// job), each readiness failure named in a small JSON body.
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Check reports one part's readiness: "" when ready, else why not.
+type Check func() string
+
+// Checks maps part names ("kafka", "output graphite") to their checks.
+type Checks map[string]Check
+
+// Report is /readyz's body.
+type Report struct {
+	Ready    bool              `json:"ready"`
+	NotReady map[string]string `json:"not_ready,omitempty"`
+}
+
+// Evaluate runs every check.
+func (c Checks) Evaluate() Report {
+	rep := Report{Ready: true}
+	names := make([]string, 0, len(c))
+	for n := range c {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if why := c[n](); why != "" {
+			if rep.NotReady == nil {
+				rep.NotReady = map[string]string{}
+			}
+			rep.NotReady[n] = why
+			rep.Ready = false
+		}
+	}
+	return rep
+}
+
+// Handler serves the three endpoints.
+func Handler(gatherer prometheus.Gatherer, checks Checks) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"alive": true})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		rep := checks.Evaluate()
+		code := http.StatusOK
+		if !rep.Ready {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, rep)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Server runs Handler on an address until Close.
+type Server struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// Listen binds addr (the config's default is loopback: these endpoints
+// expose internals and are not meant for the open network).
+func Listen(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("status: listen %s: %w", addr, err)
+	}
+	s := &Server{ln: ln, srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("status server stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Close shuts the server down.
+func (s *Server) Close(ctx context.Context) error { return s.srv.Shutdown(ctx) }
