@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/shovel-metrics/shovel/decoders"
 	"github.com/shovel-metrics/shovel/outputs"
 	"github.com/shovel-metrics/shovel/router"
@@ -29,12 +27,13 @@ type BuildOption func(*buildOptions)
 
 type buildOptions struct {
 	deadLetter router.DeadLetter
-	registerer prometheus.Registerer
+	stats      *router.Stats
 }
 
-// WithRegisterer registers the router's Prometheus metrics with reg.
-func WithRegisterer(reg prometheus.Registerer) BuildOption {
-	return func(o *buildOptions) { o.registerer = reg }
+// WithStats makes the router count into stats (see router.NewStats), so
+// that counters and their metrics carry on across configuration reloads.
+func WithStats(stats *router.Stats) BuildOption {
+	return func(o *buildOptions) { o.stats = stats }
 }
 
 // WithDeadLetter gives the router its dead-letter writer (for
@@ -86,7 +85,7 @@ func Build(c *Config, log *slog.Logger, opts ...BuildOption) (*Built, error) {
 			Clamp: c.Timestamps.OutOfWindow == "clamp",
 		},
 		DeadLetter: bo.deadLetter,
-		Registerer: bo.registerer,
+		Stats:      bo.stats,
 	}
 	for _, name := range sortedKeys(c.Outputs) {
 		o := c.Outputs[name]

@@ -35,7 +35,10 @@ type Config struct {
 	// Logger receives the router's own log lines; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the router's Prometheus metrics; nil for none.
+	// Ignored when Stats is set.
 	Registerer prometheus.Registerer
+	// Stats, when set, is shared with earlier router generations (see NewStats).
+	Stats *Stats
 }
 
 // TimeWindow keeps a producer with a wrong clock from writing into whisper
@@ -113,6 +116,8 @@ type Router struct {
 
 	runCtx    context.Context
 	cancelRun context.CancelFunc
+	aborted   chan struct{} // closed by Abort: Handle gives up waiting
+	abortOnce sync.Once
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
@@ -130,18 +135,22 @@ func New(cfg Config) (*Router, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	stats, err := newStats(cfg.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("router: metrics: %w", err)
+	stats := cfg.Stats
+	if stats == nil {
+		var err error
+		if stats, err = NewStats(cfg.Registerer); err != nil {
+			return nil, fmt.Errorf("router: metrics: %w", err)
+		}
 	}
 	r := &Router{
-		sinks:  make(map[string]*sink, len(cfg.Outputs)),
-		log:    log,
-		limit:  newRateLimiter(10 * time.Second),
-		stats:  stats,
-		window: cfg.Window,
-		dead:   cfg.DeadLetter,
-		now:    time.Now,
+		sinks:   make(map[string]*sink, len(cfg.Outputs)),
+		log:     log,
+		limit:   newRateLimiter(10 * time.Second),
+		stats:   stats,
+		window:  cfg.Window,
+		aborted: make(chan struct{}),
+		dead:    cfg.DeadLetter,
+		now:     time.Now,
 	}
 	guarded := make(map[string]*guardedOutput, len(cfg.Outputs))
 	for _, oc := range cfg.Outputs {
@@ -243,7 +252,6 @@ func (r *Router) Stats() *Stats { return r.stats }
 // first, in which case done is never called and the message must not be
 // committed.
 func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) error {
-	r.stats.message()
 	g := &ackGroup{done: done}
 	g.pending.Store(1) // Handle's own hold, released once every route has enqueued
 	var typ msgType
@@ -271,6 +279,9 @@ func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) e
 			return err
 		}
 	}
+	// Counted once handled: a message Handle gave up on (shutdown, reload)
+	// is handled again later and must not count twice.
+	r.stats.message()
 	g.ack()
 	return nil
 }
@@ -296,7 +307,7 @@ func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Messa
 	d := &delivery{samples: append([]metric.Sample(nil), samples...), group: g}
 	g.pending.Add(int32(len(rt.sinks)))
 	for _, s := range rt.sinks {
-		if err := s.enqueue(ctx, d); err != nil {
+		if err := s.enqueue(ctx, r.aborted, d); err != nil {
 			return err
 		}
 	}
@@ -415,6 +426,14 @@ func excerpt(b []byte, n int) string {
 	}
 	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
+
+// ErrAborted is returned by Handle when Abort was called while it waited:
+// the message was not (fully) taken and must be handed to another router.
+var ErrAborted = errors.New("router: aborted")
+
+// Abort makes Handle calls that wait for a full queue return ErrAborted,
+// now and later. The sinks go on delivering what they hold.
+func (r *Router) Abort() { r.abortOnce.Do(func() { close(r.aborted) }) }
 
 // Readiness reports each output's ability to deliver: "" when it can, by
 // itself or through its fallback, otherwise why not.

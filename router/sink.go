@@ -118,7 +118,7 @@ func orDefault[T int | time.Duration](v, def T) T {
 	return v
 }
 
-func (s *sink) enqueue(ctx context.Context, d *delivery) error {
+func (s *sink) enqueue(ctx context.Context, aborted <-chan struct{}, d *delivery) error {
 	select {
 	case s.in <- d:
 		return nil
@@ -129,6 +129,8 @@ func (s *sink) enqueue(ctx context.Context, d *delivery) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-aborted:
+		return ErrAborted
 	}
 }
 

@@ -27,6 +27,9 @@ type Stats struct {
 
 	prom *promMetrics // nil without a registerer
 	reg  prometheus.Registerer
+
+	depthMu sync.Mutex
+	depth   map[string]*atomic.Pointer[func() float64] // per output, swapped on reload
 }
 
 // RejectKey labels a rejection counter.
@@ -49,8 +52,11 @@ type promMetrics struct {
 	writeTime   *prometheus.HistogramVec
 }
 
-func newStats(reg prometheus.Registerer) (*Stats, error) {
-	s := &Stats{rejects: map[RejectKey]uint64{}}
+// NewStats creates the counters and registers their metrics with reg (nil
+// for none). One Stats outlives configuration reloads, so counters keep
+// counting across them: pass it to every router generation in Config.Stats.
+func NewStats(reg prometheus.Registerer) (*Stats, error) {
+	s := &Stats{rejects: map[RejectKey]uint64{}, depth: map[string]*atomic.Pointer[func() float64]{}}
 	if reg == nil {
 		return s, nil
 	}
@@ -144,13 +150,24 @@ func (s *Stats) forOutput(name string, fallbacks []string, depth func() float64)
 	if s.prom == nil {
 		return o, nil
 	}
-	// One GaugeFunc per output, read at scrape time, so a blocked output
-	// shows its full queue even while nothing is written.
-	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shovel_output_queue_messages",
-		Help: "Messages waiting for an output.", ConstLabels: prometheus.Labels{"output": name}}, depth)
-	if err := s.reg.Register(g); err != nil {
-		return nil, err
+	// One GaugeFunc per output name, read at scrape time, so a blocked
+	// output shows its full queue even while nothing is written. A reload
+	// points the existing gauge at the new generation's queue.
+	s.depthMu.Lock()
+	cur, ok := s.depth[name]
+	if !ok {
+		cur = new(atomic.Pointer[func() float64])
+		s.depth[name] = cur
+		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shovel_output_queue_messages",
+			Help: "Messages waiting for an output.", ConstLabels: prometheus.Labels{"output": name}},
+			func() float64 { return (*cur.Load())() })
+		if err := s.reg.Register(g); err != nil {
+			s.depthMu.Unlock()
+			return nil, err
+		}
 	}
+	cur.Store(&depth)
+	s.depthMu.Unlock()
 	p := s.prom
 	o.primary = p.written.WithLabelValues(name, name)
 	for _, fb := range fallbacks {

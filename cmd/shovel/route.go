@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
+	"reflect"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shovel-metrics/shovel/config"
+	"github.com/shovel-metrics/shovel/router"
 	"github.com/shovel-metrics/shovel/router/consul"
 	"github.com/shovel-metrics/shovel/router/kafka"
 	"github.com/shovel-metrics/shovel/router/status"
@@ -40,14 +45,21 @@ localhost:2003 as fallback. The flags override the file.`,
 			if f.Changed("http") {
 				o.HTTP = &httpAddr
 			}
-			cfg, err := config.Load(cfgPath)
+			load := func() (*config.Config, error) {
+				cfg, err := config.Load(cfgPath)
+				if err != nil {
+					return nil, err
+				}
+				if err := cfg.Apply(o); err != nil {
+					return nil, err
+				}
+				return cfg, cfg.Validate()
+			}
+			cfg, err := load()
 			if err != nil {
 				return usageError{err}
 			}
-			if err := cfg.Apply(o); err != nil {
-				return usageError{err}
-			}
-			return route(cmd.Context(), cfg, cmd.ErrOrStderr())
+			return route(cmd.Context(), cfg, load, cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
@@ -75,11 +87,10 @@ func newLogger(cfg config.Log, w interface{ Write([]byte) (int, error) }) *slog.
 
 // route builds everything from cfg, runs until ctx ends, then shuts down
 // in the order that loses nothing: stop fetching, flush the outputs, commit.
-func route(ctx context.Context, cfg *config.Config, logw interface{ Write([]byte) (int, error) }) error {
+// On SIGHUP it calls load again and swaps in the new routes, decoders and
+// outputs (see reload).
+func route(ctx context.Context, cfg *config.Config, load func() (*config.Config, error), logw interface{ Write([]byte) (int, error) }) error {
 	log := newLogger(cfg.Log, logw)
-	if err := cfg.Validate(); err != nil {
-		return usageError{err}
-	}
 	brokers := strings.Join(cfg.Kafka.Brokers, ",")
 	if name, ok := consul.IsService(brokers); ok {
 		// librdkafka learns the rest of the cluster from these, so a
@@ -93,14 +104,17 @@ func route(ctx context.Context, cfg *config.Config, logw interface{ Write([]byte
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	opts := []config.BuildOption{config.WithRegisterer(reg)}
+	stats, err := router.NewStats(reg) // shared by every generation: counters survive reloads
+	if err != nil {
+		return err
+	}
+	opts := []config.BuildOption{config.WithStats(stats)}
 	var dead *kafka.DeadLetterWriter
 	if cfg.DeadLetter.Topic != "" {
 		settings := kafka.InheritSecurity(cfg.Kafka.Settings)
 		for k, v := range cfg.DeadLetter.Settings {
 			settings[k] = v
 		}
-		var err error
 		dead, err = kafka.NewDeadLetter(kafka.DeadLetterConfig{Brokers: brokers, Topic: cfg.DeadLetter.Topic, Settings: settings},
 			log.With("component", "dead-letter"))
 		if err != nil {
@@ -123,10 +137,14 @@ func route(ctx context.Context, cfg *config.Config, logw interface{ Write([]byte
 		return err
 	}
 	r := built.Router
+	sw := router.NewSwitch(r)
 	if cfg.HTTP.Address != "" {
-		checks := status.Checks{"kafka": consumer.Readiness}
-		for name := range r.Readiness() {
-			checks["output "+name] = func() string { return r.Readiness()[name] }
+		checks := func() map[string]string {
+			out := map[string]string{"kafka": consumer.Readiness()}
+			for name, why := range sw.Current().Readiness() {
+				out["output "+name] = why
+			}
+			return out
 		}
 		srv, err := status.Listen(cfg.HTTP.Address, status.Handler(reg, checks), log)
 		if err != nil {
@@ -139,11 +157,25 @@ func route(ctx context.Context, cfg *config.Config, logw interface{ Write([]byte
 	r.Start(ctx)
 	log.Info("shovel routing", "version", version, "brokers", brokers, "topics", cfg.Kafka.Topics, "group", cfg.Kafka.Group)
 
-	runErr := consumer.Run(ctx, r.Handle)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reload(ctx, cfg, load, sw, opts, log)
+			}
+		}
+	}()
+
+	runErr := consumer.Run(ctx, sw.Handle)
 	log.Info("shutting down: flushing outputs", "deadline", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	closeErr := r.Close(sctx)
+	closeErr := sw.Close(sctx)
 	var deadErr error
 	if dead != nil {
 		// Dead letters acknowledge their source messages when delivered:
@@ -151,10 +183,44 @@ func route(ctx context.Context, cfg *config.Config, logw interface{ Write([]byte
 		deadErr = dead.Close(time.Until(deadlineOf(sctx)))
 	}
 	commitErr := consumer.Close()
-	snap := r.Stats().Snapshot()
+	snap := stats.Snapshot()
 	log.Info("stopped", "messages", snap.Messages, "samples_in", snap.SamplesIn, "samples_out", snap.SamplesOut,
 		"rejected", snap.RejectReasons())
 	return errors.Join(runErr, closeErr, deadErr, commitErr)
+}
+
+// reload builds the routes, decoders and outputs of a fresh load() and
+// swaps them in. A config that does not load, validate and build is
+// refused with a log line, and the running one goes on. Sections that only
+// a restart can change (kafka, consul, http, dead_letter, log) keep their
+// running values, with a warning when they differ.
+func reload(ctx context.Context, running *config.Config, load func() (*config.Config, error),
+	sw *router.Switch, opts []config.BuildOption, log *slog.Logger) {
+	next, err := load()
+	if err != nil {
+		log.Error("config reload refused; the running config stays", "err", err)
+		return
+	}
+	for section, same := range map[string]bool{
+		"kafka":       reflect.DeepEqual(next.Kafka, running.Kafka),
+		"consul":      reflect.DeepEqual(next.Consul, running.Consul),
+		"http":        next.HTTP == running.HTTP,
+		"dead_letter": reflect.DeepEqual(next.DeadLetter, running.DeadLetter),
+		"log":         next.Log == running.Log,
+	} {
+		if !same {
+			log.Warn("config reload: this section changes only on restart", "section", section)
+		}
+	}
+	next.Kafka, next.Consul, next.HTTP, next.DeadLetter, next.Log = running.Kafka, running.Consul, running.HTTP, running.DeadLetter, running.Log
+	built, err := config.Build(next, log, opts...)
+	if err != nil {
+		log.Error("config reload refused; the running config stays", "err", err)
+		return
+	}
+	built.Router.Start(ctx)
+	sw.Swap(built.Router)
+	log.Info("config reloaded", "routes", len(next.Routes), "outputs", len(next.Outputs))
 }
 
 func deadlineOf(ctx context.Context) time.Time {

@@ -18,11 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Check reports one part's readiness: "" when ready, else why not.
-type Check func() string
-
-// Checks maps part names ("kafka", "output graphite") to their checks.
-type Checks map[string]Check
+// Checks reports each part's readiness ("kafka", "output graphite"): ""
+// when ready, else why not. It is called per request, so the parts can
+// change, as outputs do on a configuration reload.
+type Checks func() map[string]string
 
 // Report is /readyz's body.
 type Report struct {
@@ -33,13 +32,14 @@ type Report struct {
 // Evaluate runs every check.
 func (c Checks) Evaluate() Report {
 	rep := Report{Ready: true}
-	names := make([]string, 0, len(c))
-	for n := range c {
+	parts := c()
+	names := make([]string, 0, len(parts))
+	for n := range parts {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if why := c[n](); why != "" {
+		if why := parts[n]; why != "" {
 			if rep.NotReady == nil {
 				rep.NotReady = map[string]string{}
 			}

@@ -16,7 +16,7 @@ func TestEndpoints(t *testing.T) {
 	reg.MustRegister(c)
 	c.Add(3)
 	why := "not yet"
-	h := Handler(reg, Checks{"kafka": func() string { return why }, "output a": func() string { return "" }})
+	h := Handler(reg, func() map[string]string { return map[string]string{"kafka": why, "output a": ""} })
 
 	get := func(path string) (int, string) {
 		rec := httptest.NewRecorder()
