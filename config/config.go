@@ -204,6 +204,9 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	cfg.normalize()
+	if err := cfg.resolveSecrets(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	return cfg, nil
 }
 

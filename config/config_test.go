@@ -71,7 +71,7 @@ func TestBadFiles(t *testing.T) {
 			`routes[0].decoder: unknown decoder "slyce" (known: `,
 			`routes[0].outputs[1]: unknown output "nope" (defined: g, h)`,
 			"outputs.g.fallback: an output cannot fall back to itself",
-			`outputs.h.kind: unknown output kind "carbn" (known: carbon-pickle, carbon-plaintext)`,
+			`outputs.h.kind: unknown output kind "carbn" (known: carbon-pickle, carbon-plaintext`,
 			`log.level: must be debug, info, warn or error, got "loud"`,
 			`routes[0].rules[0]: error parsing regexp: missing closing ): ` + "`^(`",
 			"timestamps.max_age: must not be negative",
