@@ -48,6 +48,9 @@ type Kafka struct {
 	Start   string   `mapstructure:"start"`
 	// Settings are librdkafka consumer properties, passed through.
 	Settings map[string]any `mapstructure:"settings"`
+	// Workers is how many partitions are decoded in parallel, each in
+	// order; 0 means one per CPU.
+	Workers int `mapstructure:"workers"`
 }
 
 // Route is one entry of `routes:`.

@@ -58,7 +58,7 @@ func TestBadFiles(t *testing.T) {
 		file string
 		want []string // each must appear, one problem per line
 	}{
-		{"typo.bad.yml", []string{"kafka.brokrs: unknown key (known keys here: brokers, group, settings, start, topics)"}},
+		{"typo.bad.yml", []string{"kafka.brokrs: unknown key (known keys here: brokers, group, settings, start, topics, workers)"}},
 		{"plugin-typo.bad.yml", []string{"outputs.g.adress: unknown key (known keys here: address,"}},
 		{"types.bad.yml", []string{"kafka.group: expected type 'string'", "outputs.g.batch_size:"}},
 		{"semantics.bad.yml", []string{

@@ -81,6 +81,9 @@ func (c *Config) Validate() error {
 	if c.Kafka.Start != "earliest" && c.Kafka.Start != "latest" {
 		bad("kafka.start", `must be "earliest" or "latest", got %q`, c.Kafka.Start)
 	}
+	if c.Kafka.Workers < 0 {
+		bad("kafka.workers", "must not be negative (0: one per CPU)")
+	}
 	errs = append(errs, checkKafkaSettings(c.Kafka.Settings)...)
 
 	if err := c.Consul.Validate(); err != nil {

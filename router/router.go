@@ -100,7 +100,9 @@ const (
 	DefaultQueueSize     = 1024
 )
 
-// Router is safe for use by one feeding goroutine (Handle) plus Close.
+// Router's Handle is safe for concurrent use: the consumer hands each
+// partition to one worker, so partitions are decoded in parallel while each
+// stays in order. Close must come after the last Handle returned.
 type Router struct {
 	routes []compiledRoute
 	sinks  map[string]*sink
@@ -112,7 +114,7 @@ type Router struct {
 	dead   DeadLetter
 	now    func() time.Time
 
-	result metric.Result // reused by Handle: one feeder at a time
+	results sync.Pool // *metric.Result, one per Handle call in flight
 
 	runCtx    context.Context
 	cancelRun context.CancelFunc
@@ -288,7 +290,11 @@ func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) e
 
 // route decodes msg with rt's decoder and enqueues its samples to rt's outputs.
 func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Message, g *ackGroup) error {
-	res := &r.result
+	res, _ := r.results.Get().(*metric.Result)
+	if res == nil {
+		res = &metric.Result{}
+	}
+	defer r.results.Put(res)
 	res.Reset()
 	if err := safeDecode(rt.Decoder, msg, res); err != nil {
 		reason := metric.ReasonOf(err)

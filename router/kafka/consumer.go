@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,9 @@ type Config struct {
 	Settings map[string]any
 	// Registerer receives shovel_kafka_consumer_lag; nil for none.
 	Registerer prometheus.Registerer
+	// Workers is how many partitions are handled in parallel (each by one
+	// goroutine, in order); 0 means one per CPU.
+	Workers int
 }
 
 // Handler takes one message. It may block to apply back-pressure; it must
@@ -239,60 +243,83 @@ func (k *Consumer) storeOffsets(force bool) {
 	}
 }
 
-// backlogLimit bounds the messages polled but not yet taken by the handler.
-// Past it the consumer pauses its partitions and only serves group events.
+// backlogLimit bounds the messages polled but not yet taken by one
+// worker. Past it the consumer pauses its partitions and only serves group
+// events.
 const backlogLimit = 2048
 
-// Run polls until ctx ends, handing messages to h from one goroutine.
+// Run polls until ctx ends. Each partition goes to one of cfg.Workers
+// goroutines (by partition number), which calls h for its messages in
+// order: partitions are handled in parallel, each in sequence.
 func (k *Consumer) Run(ctx context.Context, h Handler) error {
-	work := make(chan []polled, 1)
-	handlerDone := make(chan error, 1)
-	go func() {
-		defer close(handlerDone)
-		for batch := range work {
-			for _, p := range batch {
-				if err := h(ctx, p.msg, p.done); err != nil {
-					handlerDone <- err
-					for range work { // let the poll loop finish
+	n := k.cfg.Workers
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	work := make([]chan []polled, n)
+	var wg sync.WaitGroup
+	for i := range work {
+		work[i] = make(chan []polled, 1)
+		wg.Add(1)
+		go func(in chan []polled) {
+			defer wg.Done()
+			for batch := range in {
+				for _, p := range batch {
+					if err := h(ctx, p.msg, p.done); err != nil {
+						// Only when ctx ended: the poll loop stops too. Drain
+						// so it never blocks; these stay uncommitted.
+						for range in {
+						}
+						return
 					}
-					return
 				}
 			}
-		}
-	}()
+		}(work[i])
+	}
 	defer func() {
-		close(work)
-		<-handlerDone
+		for _, w := range work {
+			close(w)
+		}
+		wg.Wait()
 	}()
 
-	var backlog []polled
+	backlogs := make([][]polled, n)
 	for ctx.Err() == nil {
-		if len(backlog) > 0 {
+		full, empty := -1, true
+		for i := range backlogs {
+			if len(backlogs[i]) == 0 {
+				continue
+			}
 			select {
-			case work <- backlog:
-				backlog = nil
+			case work[i] <- backlogs[i]:
+				backlogs[i] = nil
+				continue
 			default:
 			}
+			empty = false
+			if len(backlogs[i]) >= backlogLimit {
+				full = i
+			}
 		}
-		if len(backlog) >= backlogLimit {
-			// The handler is behind (an output is down or slow). Stop
-			// fetching but keep polling, so the group keeps us as a member.
+		if full >= 0 {
+			// A worker is behind (an output is down or slow). Stop fetching
+			// but keep polling, so the group keeps us as a member.
 			k.setPaused(true)
 			select {
-			case work <- backlog:
-				backlog = nil
+			case work[full] <- backlogs[full]:
+				backlogs[full] = nil
 			case <-time.After(100 * time.Millisecond):
 			case <-ctx.Done():
 				return nil
 			}
-		} else if len(backlog) == 0 {
+		} else if empty {
 			k.setPaused(false)
 		}
 		timeout := 100
-		if len(backlog) > 0 {
-			timeout = 1 // the handler may free up any moment
+		if !empty {
+			timeout = 1 // a worker may free up any moment
 		}
-		if err := k.poll(timeout, &backlog); err != nil {
+		if err := k.poll(timeout, backlogs); err != nil {
 			return err
 		}
 		k.storeOffsets(false)
@@ -310,7 +337,7 @@ type polled struct {
 
 func (p polled) done() { p.t.markDone(p.msg.Offset) }
 
-func (k *Consumer) poll(timeoutMs int, backlog *[]polled) error {
+func (k *Consumer) poll(timeoutMs int, backlogs [][]polled) error {
 	switch e := k.c.Poll(timeoutMs).(type) {
 	case *ck.Message:
 		if e.TopicPartition.Error != nil {
@@ -325,7 +352,8 @@ func (k *Consumer) poll(timeoutMs int, backlog *[]polled) error {
 			return nil // a straggler from a revoked partition
 		}
 		t.add(m.Offset)
-		*backlog = append(*backlog, polled{msg: m, t: t})
+		i := int(m.Partition) % len(backlogs)
+		backlogs[i] = append(backlogs[i], polled{msg: m, t: t})
 	case ck.Error:
 		if e.IsFatal() {
 			return fmt.Errorf("kafka: fatal error: %w", e)
