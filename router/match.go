@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/shovel-metrics/shovel/decoders/jsonscan"
 	"github.com/shovel-metrics/shovel/router/metric"
@@ -42,16 +43,71 @@ func NewMatch(typ, topic string, headers map[string]string) (Match, error) {
 // while the JSON is scanned at most once.
 type msgType struct {
 	done   bool
-	value  string
+	raw    []byte // the type's bytes inside the message, when found by quickType
+	value  string // the type, when found by the strict scanner
 	reason string // why there is no type; "" when there is one
 }
 
-func (t *msgType) get(value []byte) (string, bool) {
+// is reports whether the message's type is typ, reading it at most once.
+func (t *msgType) is(msg []byte, typ string) bool {
 	if !t.done {
-		t.value, t.reason = messageType(value)
 		t.done = true
+		if raw, ok := quickType(msg); ok {
+			t.raw = raw
+		} else {
+			t.value, t.reason = messageType(msg)
+		}
 	}
-	return t.value, t.reason == ""
+	if t.raw != nil {
+		return string(t.raw) == typ // compared in place: no allocation
+	}
+	return t.reason == "" && t.value == typ
+}
+
+// quickType finds the type without scanning the whole message when
+// "type" is the first member and its value a plain string (no escapes,
+// no control characters, valid UTF-8): the shape every producer shovel
+// serves writes. Anything else goes to the strict scanner. Trusting the
+// rest of the message unread is safe because the route's decoder parses
+// and checks all of it anyway.
+func quickType(b []byte) ([]byte, bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, false
+	}
+	i = skipSpace(b, i+1)
+	const key = `"type"`
+	if len(b)-i < len(key) || string(b[i:i+len(key)]) != key {
+		return nil, false
+	}
+	i = skipSpace(b, i+len(key))
+	if i >= len(b) || b[i] != ':' {
+		return nil, false
+	}
+	i = skipSpace(b, i+1)
+	if i >= len(b) || b[i] != '"' {
+		return nil, false
+	}
+	start := i + 1
+	for j := start; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			if !utf8.Valid(b[start:j]) {
+				return nil, false
+			}
+			return b[start:j], true
+		case c == '\\' || c < 0x20:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 func (m *Match) matches(msg *metric.Message, typ *msgType) bool {
@@ -69,11 +125,8 @@ func (m *Match) matches(msg *metric.Message, typ *msgType) bool {
 			return false
 		}
 	}
-	if m.Type != "" {
-		t, ok := typ.get(msg.Value)
-		if !ok || t != m.Type {
-			return false
-		}
+	if m.Type != "" && !typ.is(msg.Value, m.Type) {
+		return false
 	}
 	return true
 }

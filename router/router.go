@@ -273,7 +273,7 @@ func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) e
 	}
 	if !matched {
 		reason := metric.ReasonNoRoute
-		if typ.done && typ.reason != "" {
+		if typ.done && typ.raw == nil && typ.reason != "" {
 			reason = typ.reason
 		}
 		r.reject(msg, "", reason, "no route matches", nil)

@@ -211,15 +211,18 @@ func TestNoRouteIsCountedAndAcknowledged(t *testing.T) {
 	slice, _ := NewMatch("slice", "", nil)
 	h := newHarness(t, []Route{{Match: slice, Decoder: lineDecoder{}, Outputs: []string{"a"}}}, []OutputConfig{fastOutput("a")})
 	h.send(t, "t", `{"type":"other"}`)
-	h.send(t, "t", `{"type":"slice"`)
+	h.send(t, "t", `{"ts":1,"type":"slice"`) // type not first: the strict scanner finds the JSON broken
 	h.send(t, "t", `{"kind":"slice"}`)
 	h.send(t, "t", strings.Repeat("[", 10000))
-	h.waitAcked(t, 4)
+	// Type first and readable: routed, and the decoder judges the rest.
+	h.send(t, "t", `{"type":"slice"`)
+	h.waitAcked(t, 5)
 	require.Equal(t, map[RejectKey]uint64{
 		{"", metric.ReasonNoRoute, false}:     1,
 		{"", metric.ReasonInvalidJSON, false}: 1,
 		{"", metric.ReasonNoType, false}:      1,
 		{"", ReasonTooDeep, false}:            1,
+		{"", metric.ReasonBadShape, false}:    1,
 	}, h.r.Stats().Snapshot().Rejects)
 }
 
@@ -385,4 +388,42 @@ func TestRateLimiter(t *testing.T) {
 	n, ok := l.allow("k")
 	require.True(t, ok)
 	require.Equal(t, 5, n)
+}
+
+func TestQuickTypeAgreesWithTheStrictScanner(t *testing.T) {
+	for _, msg := range []string{
+		`{"type":"slice","ts":1}`, ` { "type" : "slice" }`, `{"type":"sl\u0069ce"}`, `{"type":"sl\\"ice"}`,
+		`{"ts":1,"type":"slice"}`, `{"type":"héllo"}`, "{\"type\":\"a\xffb\"}", `{"type":1}`, `{"type":"slice"`,
+		`["type","slice"]`, `{"type":"sli` + "\n" + `ce"}`, `{"type":""}`,
+	} {
+		t.Run(msg, func(t *testing.T) {
+			strictVal, reason := messageType([]byte(msg))
+			if raw, ok := quickType([]byte(msg)); ok {
+				// The fast path may accept a message the strict scanner
+				// rejects later in the document (the decoder rejects it
+				// then), but never reads a different type.
+				if reason == "" {
+					require.Equal(t, strictVal, string(raw))
+				}
+			}
+			var typ msgType
+			require.Equal(t, reason == "" && strictVal == "slice", typ.is([]byte(msg), "slice") && reason == "")
+		})
+	}
+}
+
+func FuzzQuickType(f *testing.F) {
+	for _, s := range []string{`{"type":"slice"}`, `{"type":"a\"b"}`, `{"type":"x","type":"y"}`, "{\"type\":\"\xff\"}"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		raw, ok := quickType(msg)
+		if !ok {
+			return
+		}
+		strictVal, reason := messageType(msg)
+		if reason == "" && strictVal != string(raw) {
+			t.Fatalf("quickType read %q, the strict scanner %q", raw, strictVal)
+		}
+	})
 }
