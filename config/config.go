@@ -33,6 +33,8 @@ type Config struct {
 	Timestamps Timestamps `mapstructure:"timestamps"`
 	// HTTP serves /metrics, /healthz and /readyz.
 	HTTP HTTP `mapstructure:"http"`
+	// SelfMetrics sends shovel's own metrics through its outputs.
+	SelfMetrics SelfMetrics `mapstructure:"self_metrics"`
 	// DeadLetter is the topic for messages that cannot be used.
 	DeadLetter DeadLetter `mapstructure:"dead_letter"`
 	// ShutdownTimeout bounds the flush on SIGINT/SIGTERM.
@@ -85,6 +87,18 @@ type HTTP struct {
 	// Address is host:port for the status endpoints; empty disables them.
 	Address string `mapstructure:"address"`
 }
+
+// SelfMetrics is the `self_metrics:` section.
+type SelfMetrics struct {
+	// Interval between reports; 0 disables them.
+	Interval time.Duration `mapstructure:"interval"`
+	// Prefix of every path; {host} is the host name with dots as '_'.
+	Prefix  string   `mapstructure:"prefix"`
+	Outputs []string `mapstructure:"outputs"`
+}
+
+// DefaultSelfMetricsPrefix is what carbon-relay users expect.
+const DefaultSelfMetricsPrefix = "shovel.{host}"
 
 // DefaultHTTPAddress is loopback: the endpoints expose internals.
 const DefaultHTTPAddress = "127.0.0.1:9108"
@@ -198,6 +212,7 @@ func Load(path string) (*Config, error) {
 		Log:             Log{Level: "info", Format: "text"},
 		Timestamps:      Timestamps{MaxAge: DefaultMaxAge, MaxFuture: DefaultMaxFuture, OutOfWindow: "reject"},
 		HTTP:            HTTP{Address: DefaultHTTPAddress},
+		SelfMetrics:     SelfMetrics{Prefix: DefaultSelfMetricsPrefix},
 		ShutdownTimeout: DefaultShutdownTimeout,
 	}
 	if err := decodeStrict(v.AllSettings(), cfg, ""); err != nil {
@@ -226,6 +241,9 @@ func (c *Config) normalize() {
 	for name, o := range c.Outputs {
 		o.Fallback = strings.ToLower(o.Fallback)
 		c.Outputs[name] = o
+	}
+	for i, o := range c.SelfMetrics.Outputs {
+		c.SelfMetrics.Outputs[i] = strings.ToLower(o)
 	}
 	// A comma-separated string in a YAML list entry is split like the env form.
 	var brokers []string
@@ -373,6 +391,15 @@ func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
 		}
 	}
 	return reflect.StructField{}, false
+}
+
+// SelfMetricsPrefix returns the prefix with {host} filled in.
+func (c *Config) SelfMetricsPrefix() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	return strings.ReplaceAll(c.SelfMetrics.Prefix, "{host}", strings.ReplaceAll(host, ".", "_"))
 }
 
 // pluginDecoder returns the DecodeConfig a plugin calls to read its own

@@ -12,6 +12,7 @@ import (
 	"github.com/shovel-metrics/shovel/decoders"
 	"github.com/shovel-metrics/shovel/outputs"
 	"github.com/shovel-metrics/shovel/router"
+	"github.com/shovel-metrics/shovel/router/metric"
 )
 
 // routerRules converts a route's rules to the router's form.
@@ -191,6 +192,21 @@ func (c *Config) Validate() error {
 			bad("http.address", "%q is not host:port (empty disables the endpoints)", a)
 		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 			bad("http.address", "%q: port must be a number from 0 to 65535", a)
+		}
+	}
+	if sm := c.SelfMetrics; sm.Interval < 0 {
+		bad("self_metrics.interval", "must not be negative (0 disables self-metrics)")
+	} else if sm.Interval > 0 {
+		if len(sm.Outputs) == 0 {
+			bad("self_metrics.outputs", "must name at least one output when self_metrics.interval is set")
+		}
+		for i, o := range sm.Outputs {
+			if _, ok := c.Outputs[o]; !ok {
+				bad(fmt.Sprintf("self_metrics.outputs[%d]", i), "unknown output %q (defined: %s)", o, strings.Join(sortedKeys(c.Outputs), ", "))
+			}
+		}
+		if p := strings.ReplaceAll(sm.Prefix, "{host}", "h"); !metric.ValidPath(p) {
+			bad("self_metrics.prefix", "%q is not a valid metric path", sm.Prefix)
 		}
 	}
 	if c.ShutdownTimeout <= 0 {

@@ -433,6 +433,31 @@ func excerpt(b []byte, n int) string {
 	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
+// Inject hands samples that come from shovel itself (its self-metrics) to
+// the named outputs. They are not Kafka messages, so nothing waits for
+// them: an output whose queue is full skips them rather than hold anything
+// up, and Inject reports which ones did.
+func (r *Router) Inject(outputs []string, samples []metric.Sample) error {
+	d := &delivery{samples: samples, group: &ackGroup{done: func() {}}}
+	var skipped []string
+	for _, name := range outputs {
+		s, ok := r.sinks[name]
+		if !ok {
+			return fmt.Errorf("router: inject: unknown output %q", name)
+		}
+		d.group.pending.Add(1)
+		select {
+		case s.in <- d:
+		default:
+			skipped = append(skipped, name)
+		}
+	}
+	if len(skipped) > 0 {
+		return fmt.Errorf("router: inject: queue full for %s", strings.Join(skipped, ", "))
+	}
+	return nil
+}
+
 // ErrAborted is returned by Handle when Abort was called while it waited:
 // the message was not (fully) taken and must be handed to another router.
 var ErrAborted = errors.New("router: aborted")

@@ -427,3 +427,25 @@ func FuzzQuickType(f *testing.F) {
 		}
 	})
 }
+
+func TestInjectNeverBlocks(t *testing.T) {
+	blocked := &memOutput{gate: make(chan struct{})}
+	r, err := New(Config{Outputs: []OutputConfig{
+		{Name: "ok", Output: &memOutput{}, BatchSize: 1, FlushInterval: time.Millisecond},
+		{Name: "stuck", Output: blocked, BatchSize: 1, FlushInterval: time.Millisecond, QueueSize: 1},
+	}})
+	require.NoError(t, err)
+	r.Start(context.Background())
+	self := []metric.Sample{{Path: "shovel.h.up", Value: 1, Time: 1}}
+	require.NoError(t, r.Inject([]string{"ok"}, self))
+	require.Eventually(t, func() bool { return len(r.sinks["ok"].primary.out.(*memOutput).samples()) == 1 }, 5*time.Second, time.Millisecond)
+	// Fill the stuck output's sink and queue: Inject skips instead of waiting.
+	var err2 error
+	for i := 0; i < 5 && err2 == nil; i++ {
+		err2 = r.Inject([]string{"stuck"}, self)
+	}
+	require.ErrorContains(t, err2, "queue full for stuck")
+	require.ErrorContains(t, r.Inject([]string{"nope"}, self), `unknown output "nope"`)
+	close(blocked.gate)
+	require.NoError(t, r.Close(context.Background()))
+}

@@ -171,6 +171,10 @@ func route(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 		}
 	}()
 
+	if sm := cfg.SelfMetrics; sm.Interval > 0 {
+		go reportSelf(ctx, reg, sw, sm.Interval, cfg.SelfMetricsPrefix(), sm.Outputs, log)
+	}
+
 	runErr := consumer.Run(ctx, sw.Handle)
 	log.Info("shutting down: flushing outputs", "deadline", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -202,17 +206,19 @@ func reload(ctx context.Context, running *config.Config, load func() (*config.Co
 		return
 	}
 	for section, same := range map[string]bool{
-		"kafka":       reflect.DeepEqual(next.Kafka, running.Kafka),
-		"consul":      reflect.DeepEqual(next.Consul, running.Consul),
-		"http":        next.HTTP == running.HTTP,
-		"dead_letter": reflect.DeepEqual(next.DeadLetter, running.DeadLetter),
-		"log":         next.Log == running.Log,
+		"kafka":        reflect.DeepEqual(next.Kafka, running.Kafka),
+		"consul":       reflect.DeepEqual(next.Consul, running.Consul),
+		"http":         next.HTTP == running.HTTP,
+		"dead_letter":  reflect.DeepEqual(next.DeadLetter, running.DeadLetter),
+		"log":          next.Log == running.Log,
+		"self_metrics": reflect.DeepEqual(next.SelfMetrics, running.SelfMetrics),
 	} {
 		if !same {
 			log.Warn("config reload: this section changes only on restart", "section", section)
 		}
 	}
-	next.Kafka, next.Consul, next.HTTP, next.DeadLetter, next.Log = running.Kafka, running.Consul, running.HTTP, running.DeadLetter, running.Log
+	next.Kafka, next.Consul, next.HTTP, next.DeadLetter, next.Log, next.SelfMetrics =
+		running.Kafka, running.Consul, running.HTTP, running.DeadLetter, running.Log, running.SelfMetrics
 	built, err := config.Build(next, log, opts...)
 	if err != nil {
 		log.Error("config reload refused; the running config stays", "err", err)
@@ -221,6 +227,28 @@ func reload(ctx context.Context, running *config.Config, load func() (*config.Co
 	built.Router.Start(ctx)
 	sw.Swap(built.Router)
 	log.Info("config reloaded", "routes", len(next.Routes), "outputs", len(next.Outputs))
+}
+
+// reportSelf sends shovel's own metrics through its outputs every interval.
+func reportSelf(ctx context.Context, reg prometheus.Gatherer, sw *router.Switch, every time.Duration,
+	prefix string, outputs []string, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			fams, err := reg.Gather()
+			if err != nil {
+				log.Warn("self-metrics: gather", "err", err)
+				continue
+			}
+			if err := sw.Current().Inject(outputs, status.Samples(fams, prefix, now)); err != nil {
+				log.Debug("self-metrics skipped", "err", err)
+			}
+		}
+	}
 }
 
 func deadlineOf(ctx context.Context) time.Time {

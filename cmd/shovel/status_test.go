@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -103,4 +105,40 @@ func TestStatusEndpoints(t *testing.T) {
 	}, 30*time.Second, 50*time.Millisecond)
 	require.Equal(t, 0, sh.stop(t))
 	require.Equal(t, sortSamples(more), distinct(back.Samples()))
+}
+
+func TestSelfMetricsGoToCarbon(t *testing.T) {
+	skipShort(t)
+	const topic = "kpis.self"
+	b := kafkatest.Start(t, 1, topic)
+	pickle := carbontest.ListenPickle(t)
+	cfg := filepath.Join(t.TempDir(), "shovel.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`
+kafka: {brokers: "`+b.Addr+`", topics: [`+topic+`], group: it-self}
+routes: [{match: {type: slice}, decoder: slice, outputs: [graphite]}]
+outputs: {graphite: {kind: carbon-pickle, address: "`+pickle.Addr()+`"}}
+self_metrics: {interval: 100ms, prefix: "relay.{host}", outputs: [graphite]}
+`), 0o600))
+	want := produceKPIs(t, b, topic, 1, sliceKPIs("self", 10, recent()))
+	sh := startShovel(t, "route", "--config", cfg)
+	host, err := os.Hostname()
+	require.NoError(t, err)
+	prefix := "relay." + strings.ReplaceAll(host, ".", "_") + "."
+	// Eventually a report counts all 10 messages.
+	require.Eventually(t, func() bool {
+		for _, s := range pickle.Samples() {
+			if s.Path == prefix+"shovel_messages_total" && s.Value == 10 {
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 20*time.Millisecond)
+	require.Equal(t, 0, sh.stop(t))
+	var kpis []carbontest.Sample
+	for _, s := range pickle.Samples() {
+		if !strings.HasPrefix(s.Path, prefix) {
+			kpis = append(kpis, s)
+		}
+	}
+	require.Equal(t, sortSamples(want), sortSamples(kpis))
 }
