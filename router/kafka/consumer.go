@@ -101,7 +101,7 @@ func New(cfg Config, log *slog.Logger) (*Consumer, error) {
 		// router has stored after delivery; a crash repeats at most about
 		// one commit interval of already-delivered messages.
 		"enable.auto.commit":         true,
-		"auto.commit.interval.ms":    1000,
+		"auto.commit.interval.ms":    200, // ≈ one flush interval: a crash repeats about that much delivered traffic
 		"go.logs.channel.enable":     true,
 		"session.timeout.ms":         30000,
 		"fetch.wait.max.ms":          100,
