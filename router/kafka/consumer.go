@@ -47,25 +47,6 @@ type Config struct {
 // to it one at a time, in offset order.
 type Handler func(ctx context.Context, msg *metric.Message, done func()) error
 
-// managed lists the librdkafka properties shovel sets itself because its
-// delivery guarantee depends on them.
-var managed = map[string]string{
-	"enable.auto.offset.store": "offsets are stored only after delivery",
-	"group.id":                 "set kafka.group instead",
-	"bootstrap.servers":        "set kafka.brokers instead",
-	"auto.offset.reset":        "set kafka.start instead",
-}
-
-// CheckSettings rejects librdkafka properties shovel manages itself.
-func CheckSettings(settings map[string]any) error {
-	for k := range settings {
-		if why, ok := managed[k]; ok {
-			return fmt.Errorf("%s: managed by shovel (%s)", k, why)
-		}
-	}
-	return nil
-}
-
 // Consumer reads a consumer group's partitions and stores each partition's
 // offset only up to the last message whose samples every output has taken.
 type Consumer struct {
@@ -93,9 +74,6 @@ func key(topic string, partition int32) partKey { return partKey{topic, partitio
 
 // New creates the consumer and subscribes; the group is joined on the first Run poll.
 func New(cfg Config, log *slog.Logger) (*Consumer, error) {
-	if err := CheckSettings(cfg.Settings); err != nil {
-		return nil, fmt.Errorf("kafka: %w", err)
-	}
 	cm := ck.ConfigMap{
 		// Offsets are committed in the background, but only the ones the
 		// router has stored after delivery; a crash repeats at most about
@@ -122,6 +100,8 @@ func New(cfg Config, log *slog.Logger) (*Consumer, error) {
 	for k, v := range cfg.Settings {
 		cm[k] = v
 	}
+	// Set last: the delivery guarantee depends on these (config.Validate
+	// rejects them in kafka.settings with an explanation).
 	cm["bootstrap.servers"] = cfg.Brokers
 	cm["group.id"] = cfg.Group
 	cm["auto.offset.reset"] = cfg.Start

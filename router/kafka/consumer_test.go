@@ -157,9 +157,3 @@ func TestConsumerWaitsForABlockedHandler(t *testing.T) {
 	committed := b.Committed(t, "g3", "kpis")
 	require.EqualValues(t, n, committed[0]+committed[1])
 }
-
-func TestCheckSettings(t *testing.T) {
-	require.NoError(t, CheckSettings(map[string]any{"security.protocol": "SSL"}))
-	err := CheckSettings(map[string]any{"enable.auto.offset.store": true})
-	require.EqualError(t, err, "enable.auto.offset.store: managed by shovel (offsets are stored only after delivery)")
-}
