@@ -1,0 +1,72 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shovel-metrics/shovel/config"
+	"github.com/shovel-metrics/shovel/configs"
+)
+
+func init() { subcommands = append(subcommands, newConfigCmd) }
+
+func newConfigCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Print the commented sample config, or check a config file",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmd.Help()
+		},
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "sample",
+		Short: "Print the complete commented config (the built-in default)",
+		Long: `sample prints configs/shovel.yaml, which is also what shovel runs when
+given no --config. Start a config of your own from it:
+
+  shovel config sample > shovel.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := cmd.OutOrStdout().Write(configs.Default)
+			return err
+		},
+	})
+
+	var path string
+	check := &cobra.Command{
+		Use:   "check --config FILE",
+		Short: "Check a config file: print every problem with its key, or ok",
+		Long: `check loads the file as shovel route would (SHOVEL_* environment variables
+apply; command-line overrides do not), checks its meaning and builds every
+decoder and output from it, without connecting anywhere. It prints one line
+per problem, each naming its key, and exits 2; or prints "ok" and exits 0.
+Without --config it checks the built-in default.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(path)
+			if err != nil {
+				return usageError{err}
+			}
+			// Build validates first, so a file with several mistakes
+			// reports them all; it then builds the plugins, which check
+			// their own keys, without any I/O.
+			if _, err := config.Build(cfg, nil); err != nil {
+				return usageError{err}
+			}
+			warnings, err := config.SecretWarnings(path)
+			if err != nil {
+				return usageError{err}
+			}
+			for _, w := range warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), "ok")
+			return err
+		},
+	}
+	check.Flags().StringVar(&path, "config", "", "YAML config file (default: the built-in configs/shovel.yaml)")
+	cmd.AddCommand(check)
+	return cmd
+}

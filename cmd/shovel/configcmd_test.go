@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shovel-metrics/shovel/configs"
+)
+
+// runCaptured runs shovel with args and returns its exit code, stdout and stderr.
+func runCaptured(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestConfigSamplePrintsTheBuiltInDefault(t *testing.T) {
+	code, out, errOut := runCaptured(t, "config", "sample")
+	require.Equal(t, exitOK, code, errOut)
+	require.Equal(t, string(configs.Default), out)
+	require.Contains(t, out, "# shovel configuration.", "the comments are kept")
+
+	// What sample prints, check accepts.
+	path := filepath.Join(t.TempDir(), "shovel.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(out), 0o600))
+	code, out, errOut = runCaptured(t, "config", "check", "--config", path)
+	require.Equal(t, exitOK, code, errOut)
+	require.Equal(t, "ok\n", out)
+}
+
+func TestConfigCheck(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string // "" checks the built-in default
+		code int
+		want []string // stderr lines, in order
+	}{
+		{name: "built-in default", code: exitOK},
+		{
+			name: "file output",
+			yaml: `
+kafka: {brokers: "k1:9092,k2:9092", topics: [voltha.kpis]}
+routes: [{match: {type: slice}, decoder: slice, outputs: [archive]}]
+outputs: {archive: {kind: file, path: /var/lib/shovel/kpis.txt, append: false}}
+`,
+			code: exitOK,
+		},
+		{
+			name: "every semantic problem, each with its key",
+			yaml: `
+kafka: {brokers: "nohostport", start: first}
+routes: [{match: {type: slice}, decoder: nosuch, outputs: [graphite, missing]}]
+outputs: {graphite: {kind: carbon-pickle, address: "h:1", fallback: graphite}}
+log: {level: loud}
+`,
+			code: exitUsage,
+			want: []string{
+				`shovel: kafka.brokers: "nohostport" is not host:port`,
+				`shovel: kafka.start: must be "earliest" or "latest", got "first"`,
+				`shovel: outputs.graphite.fallback: an output cannot fall back to itself`,
+				`shovel: routes[0].decoder: unknown decoder "nosuch"`,
+				`shovel: routes[0].outputs[1]: unknown output "missing" (defined: graphite)`,
+				`shovel: log.level: must be debug, info, warn or error, got "loud"`,
+			},
+		},
+		{
+			name: "unknown key",
+			yaml: "kafka: {brokrs: [k:1]}\n",
+			code: exitUsage,
+			want: []string{`kafka.brokrs: unknown key (known keys here: brokers, group, `},
+		},
+		{
+			name: "plugin's own keys",
+			yaml: `
+kafka: {brokers: "k1:9092", topics: [voltha.kpis]}
+routes: [{match: {type: slice}, decoder: slice, outputs: [archive]}]
+outputs: {archive: {kind: file}}
+`,
+			code: exitUsage,
+			want: []string{`shovel: outputs.archive: file: path: must name a file, or "-" for stdout`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{"config", "check"}
+			if tt.yaml != "" {
+				path := filepath.Join(t.TempDir(), "shovel.yaml")
+				require.NoError(t, os.WriteFile(path, []byte(tt.yaml), 0o600))
+				args = append(args, "--config", path)
+			}
+			code, out, errOut := runCaptured(t, args...)
+			require.Equal(t, tt.code, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+			if tt.code == exitOK {
+				require.Equal(t, "ok\n", out)
+				require.Empty(t, errOut)
+				return
+			}
+			require.Empty(t, out, `no "ok" when there are problems`)
+			rest := errOut
+			for _, w := range tt.want {
+				i := strings.Index(rest, w)
+				require.GreaterOrEqual(t, i, 0, "missing or out of order: %s\nstderr:\n%s", w, errOut)
+				rest = rest[i+len(w):]
+			}
+			for _, line := range strings.Split(strings.TrimSuffix(errOut, "\n"), "\n") {
+				require.True(t, strings.HasPrefix(line, "shovel: "), "one problem per line: %q", line)
+			}
+		})
+	}
+}
+
+func TestConfigCheckMissingFile(t *testing.T) {
+	code, _, errOut := runCaptured(t, "config", "check", "--config", "/does/not/exist.yaml")
+	require.Equal(t, exitUsage, code)
+	require.Equal(t, "shovel: config: open /does/not/exist.yaml: no such file or directory\n", errOut)
+}
+
+func TestConfigCheckWarnsAboutWorldReadableSecrets(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shovel.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+kafka:
+  brokers: k:9092
+  topics: [t]
+  settings: {security.protocol: SASL_SSL, sasl.mechanism: PLAIN, sasl.username: u, sasl.password: hunter2}
+routes: [{decoder: slice, outputs: [g]}]
+outputs: {g: {kind: carbon-pickle, address: "c:2004"}}
+`), 0o644))
+	require.NoError(t, os.Chmod(path, 0o644))
+	code, stdout, stderr := runCaptured(t, "config", "check", "--config", path)
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "ok\n", stdout)
+	require.Contains(t, stderr, "warning: "+path+" is readable by every user")
+	require.NotContains(t, stderr, "hunter2")
+}
