@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/nlpodyssey/gopickle/pickle"
 	"github.com/nlpodyssey/gopickle/types"
 	"github.com/stretchr/testify/require"
@@ -21,33 +22,31 @@ import (
 // is about to fail anyway.
 const patience = 5 * time.Second
 
-// decodeMap stands in for the core's strict YAML decoding: it sets the
-// fields whose mapstructure tag matches a key, parses durations from
-// strings, and rejects unknown keys. It checks the tags as a side effect.
+// decodeMap stands in for the core's strict YAML decoding
+// (config.decodeStrict): mapstructure with the same hooks, so that nested
+// blocks (tls), lists (destinations) and types that decode themselves
+// (carbon.Destination) behave as in a real config, and unknown keys are
+// errors.
 func decodeMap(m map[string]any) metric.DecodeConfig {
 	return func(into any) error {
-		v := reflect.ValueOf(into).Elem()
-		for key, val := range m {
-			field := -1
-			for i := 0; i < v.NumField(); i++ {
-				if v.Type().Field(i).Tag.Get("mapstructure") == key {
-					field = i
-				}
-			}
-			if field < 0 {
-				return fmt.Errorf("unknown key %q", key)
-			}
-			f := v.Field(field)
-			switch {
-			case f.Type() == reflect.TypeFor[time.Duration]():
-				d, err := time.ParseDuration(val.(string))
-				if err != nil {
-					return fmt.Errorf("%s: %w", key, err)
-				}
-				f.SetInt(int64(d))
-			default:
-				f.Set(reflect.ValueOf(val))
-			}
+		var md mapstructure.Metadata
+		dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+			Result:   into,
+			Metadata: &md,
+			DecodeHook: mapstructure.ComposeDecodeHookFunc(
+				mapstructure.StringToTimeDurationHookFunc(),
+				mapstructure.StringToSliceHookFunc(","),
+			),
+		})
+		if err != nil {
+			return err
+		}
+		if err := dec.Decode(m); err != nil {
+			return err
+		}
+		if len(md.Unused) > 0 {
+			sort.Strings(md.Unused)
+			return fmt.Errorf("unknown key %q", strings.Join(md.Unused, ", "))
 		}
 		return nil
 	}

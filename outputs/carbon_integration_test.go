@@ -74,3 +74,31 @@ func TestCarbonOutputsAgainstCarbonCache(t *testing.T) {
 		require.Equal(t, []carbontest.Point{{Time: recent + 2, Value: 7}}, c.WaitFor(t, path, 1, waitTimeout), name)
 	}
 }
+
+// TestCarbonCHAgainstCarbonCaches is shovel taking over from carbon-relay
+// in front of three real carbon-caches: every metric's whisper file is
+// created on the cache carbon's own ring assigns it to, and on no other.
+func TestCarbonCHAgainstCarbonCaches(t *testing.T) {
+	caches := []*carbontest.Carbon{carbontest.Start(t), carbontest.Start(t), carbontest.Start(t)}
+	var dests []any
+	for i, c := range caches {
+		dests = append(dests, fmt.Sprintf("%s:%c", c.PickleAddr(), 'a'+i)) // carbon's host:port:instance
+	}
+	out := newPickleOutput(t, map[string]any{"destinations": dests, "distribution": "carbon_ch"}, metric.Env{})
+	recent := time.Now().Add(-time.Minute).Unix()
+	paths := abcPaths()[:30] // abcOwners: carbon's own ring over ('127.0.0.1', 'a'|'b'|'c')
+	var batch []metric.Sample
+	for i, p := range paths {
+		batch = append(batch, metric.Sample{Path: p, Time: float64(recent), Value: float64(i)})
+	}
+	require.NoError(t, out.Write(context.Background(), batch))
+	for i, s := range batch {
+		owner := int(abcOwners[i] - '0')
+		require.Equal(t, []carbontest.Point{{Time: recent, Value: float64(i)}}, caches[owner].WaitFor(t, s.Path, 1, 30*time.Second), s.Path)
+		for j, c := range caches {
+			if j != owner {
+				require.NoFileExists(t, c.WhisperFile(s.Path), "%s on cache %c, owner %c", s.Path, 'a'+j, 'a'+owner)
+			}
+		}
+	}
+}

@@ -19,14 +19,24 @@ func init() {
 // such a sample could never be sent.
 const minPickleFrame = 8192
 
-// pickleKeptBuffer is the largest encoding buffer an output keeps between
-// writes; a rare huge batch should not pin its memory for good.
-const pickleKeptBuffer = 16 << 20
-
 // CarbonPickleConfig configures a carbon-pickle output.
 type CarbonPickleConfig struct {
-	// Address is "host:port" or "@service" (looked up on every reconnect). Required.
+	// Address is "host:port" or "@service" (looked up on every reconnect).
+	// Exactly one of Address and Destinations is required.
 	Address string `mapstructure:"address"`
+	// Destinations are several Carbon nodes, spread over as Distribution
+	// says: all, any, failover, carbon_ch, fnv1a_ch or jump_fnv1a_ch.
+	Destinations []carbon.Destination `mapstructure:"destinations"`
+	Distribution carbon.Distribution  `mapstructure:"distribution"`
+	// ReplicationFactor is how many nodes a hashed sample goes to (default 1).
+	ReplicationFactor int `mapstructure:"replication_factor"`
+	// DiverseReplicas (carbon_ch) puts replicas on different hosts; default true, as in carbon.
+	DiverseReplicas *bool `mapstructure:"diverse_replicas"`
+	// OnDown is wait (default: fail the write, the router retries) or
+	// next (hashed: the next node on the ring; all: the others suffice).
+	OnDown carbon.OnDown `mapstructure:"on_down"`
+	// TLS wraps the connections in TLS, with a client certificate for mutual TLS.
+	TLS carbon.TLSConfig `mapstructure:"tls"`
 	// ConnectTimeout bounds the service lookup and each dial.
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
 	// WriteTimeout bounds each write of a batch.
@@ -52,8 +62,11 @@ func NewCarbonPickleConfig() CarbonPickleConfig {
 
 // Validate checks the config without any I/O; errors name the offending key.
 func (c *CarbonPickleConfig) Validate() error {
-	cc := c.conn("", metric.Env{})
+	cc := c.cluster("", metric.Env{})
 	if err := cc.Validate(); err != nil {
+		return err
+	}
+	if err := c.TLS.Validate(); err != nil {
 		return err
 	}
 	switch {
@@ -63,6 +76,17 @@ func (c *CarbonPickleConfig) Validate() error {
 		return fmt.Errorf("max_frame_bytes: %d is below %d, too small for a sample with a long path", c.MaxFrameBytes, minPickleFrame)
 	}
 	return nil
+}
+
+func (c *CarbonPickleConfig) cluster(kind string, env metric.Env) carbon.ClusterConfig {
+	return carbon.ClusterConfig{
+		Conn:              c.conn(kind, env),
+		Destinations:      c.Destinations,
+		Distribution:      c.Distribution,
+		ReplicationFactor: c.ReplicationFactor,
+		DiverseReplicas:   c.DiverseReplicas,
+		OnDown:            c.OnDown,
+	}
 }
 
 func (c *CarbonPickleConfig) conn(kind string, env metric.Env) carbon.ConnConfig {
@@ -76,15 +100,17 @@ func (c *CarbonPickleConfig) conn(kind string, env metric.Env) carbon.ConnConfig
 	}
 }
 
-// carbonPickle sends samples to Carbon's pickle receiver.
+// carbonPickle sends samples to Carbon's pickle receiver: one address, or
+// several destinations spread over by a carbon.Cluster.
 type carbonPickle struct {
-	conn     *carbon.Conn
-	log      *slog.Logger
-	maxFrame int
-	buf      []byte // reused across writes; Write is never called concurrently
+	cluster *carbon.Cluster
+	log     *slog.Logger
 }
 
-var _ metric.Output = (*carbonPickle)(nil)
+var (
+	_ metric.Output       = (*carbonPickle)(nil)
+	_ metric.Connectivity = (*carbonPickle)(nil)
+)
 
 func newCarbonPickle(decode metric.DecodeConfig, env metric.Env) (metric.Output, error) {
 	const kind = "carbon-pickle"
@@ -95,7 +121,16 @@ func newCarbonPickle(decode metric.DecodeConfig, env metric.Env) (metric.Output,
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", kind, err)
 	}
-	conn, err := carbon.NewConn(cfg.conn(kind, env))
+	cc := cfg.cluster(kind, env)
+	tlsConfig, err := cfg.TLS.Build()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", kind, err)
+	}
+	cc.Conn.TLS = tlsConfig
+	maxFrame := cfg.MaxFrameBytes
+	cluster, err := carbon.NewCluster(cc, func(dst []byte, samples []metric.Sample) ([]byte, int) {
+		return carbon.AppendPickle(dst, samples, maxFrame)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", kind, err)
 	}
@@ -103,32 +138,24 @@ func newCarbonPickle(decode metric.DecodeConfig, env metric.Env) (metric.Output,
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &carbonPickle{
-		conn:     conn,
-		log:      log,
-		maxFrame: cfg.MaxFrameBytes,
-	}, nil
+	return &carbonPickle{cluster: cluster, log: log}, nil
 }
 
-func (o *carbonPickle) Connect(ctx context.Context) error { return o.conn.Connect(ctx) }
+func (o *carbonPickle) Connect(ctx context.Context) error { return o.cluster.Connect(ctx) }
 
-// Write sends all samples as one write of one or more frames. On error the
-// router sends the whole batch again; Carbon keeps one value per path and
-// timestamp, so the frames that did arrive are merely written twice.
+// Write sends all samples, as one write of one or more frames to each
+// destination concerned. On error the router sends the whole batch again;
+// Carbon keeps one value per path and timestamp, so the frames that did
+// arrive are merely written twice.
 func (o *carbonPickle) Write(ctx context.Context, samples []metric.Sample) error {
-	var skipped int
-	o.buf, skipped = carbon.AppendPickle(o.buf[:0], samples, o.maxFrame)
+	skipped, err := o.cluster.Write(ctx, samples)
 	if skipped > 0 {
 		o.log.Warn("dropped samples Carbon would reject", "count", skipped)
-	}
-	if len(o.buf) == 0 {
-		return nil
-	}
-	err := o.conn.Write(ctx, o.buf)
-	if cap(o.buf) > pickleKeptBuffer {
-		o.buf = nil
 	}
 	return err
 }
 
-func (o *carbonPickle) Close() error { return o.conn.Close() }
+func (o *carbonPickle) Close() error { return o.cluster.Close() }
+
+// Connected tells /readyz whether the destinations can be reached now.
+func (o *carbonPickle) Connected() bool { return o.cluster.Connected() }

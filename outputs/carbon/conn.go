@@ -2,6 +2,7 @@ package carbon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +51,11 @@ type ConnConfig struct {
 	ReconnectMin, ReconnectMax time.Duration
 	// Logger receives state changes; nil discards them.
 	Logger *slog.Logger
+	// TLS, when not nil, wraps every connection in TLS with this client
+	// config (see TLSConfig.Build). With an empty ServerName the host of
+	// the address dialled is verified. The handshake counts against
+	// ConnectTimeout.
+	TLS *tls.Config
 }
 
 // Validate checks the config without any I/O. Its errors name the config
@@ -182,6 +188,15 @@ func (c *Conn) Connect(ctx context.Context) error {
 	}
 	_, _, err := c.current(ctx)
 	return err
+}
+
+// Ready reports whether a Write would try to send now rather than fail at
+// once: the Conn is connected, or it is not waiting out the backoff after
+// a failure. A closed Conn is never ready.
+func (c *Conn) Ready() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.closed && (c.conn != nil || !c.now().Before(c.retryAt))
 }
 
 // Connected reports whether the Conn holds a connection that has not yet
@@ -354,7 +369,16 @@ func (c *Conn) dial(ctx context.Context) (net.Conn, string, *connError) {
 
 	var last *connError
 	for i, addr := range addrs {
-		conn, err := c.dialer.DialContext(ctx, "tcp", addr)
+		var (
+			conn net.Conn
+			err  error
+		)
+		if c.cfg.TLS != nil {
+			td := tls.Dialer{NetDialer: &c.dialer, Config: c.cfg.TLS}
+			conn, err = td.DialContext(ctx, "tcp", addr)
+		} else {
+			conn, err = c.dialer.DialContext(ctx, "tcp", addr)
+		}
 		if err == nil {
 			return conn, addr, nil
 		}

@@ -1,6 +1,8 @@
 // Package carbon holds the wire code shared by shovel's Carbon outputs: the
 // pickle and plaintext encoders, which are pure functions over a caller's
-// buffer, and a reconnecting TCP connection. Keeping the encoders free of
+// buffer, a reconnecting TCP (or TLS) connection, and the Cluster that
+// spreads samples over several of them, with the consistent hashes of
+// carbon-relay and carbon-c-relay. Keeping the encoders free of
 // sockets lets them be tested and fuzzed on their own, as go-carbon does
 // with receiver/parse.
 package carbon

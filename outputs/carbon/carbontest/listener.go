@@ -50,7 +50,16 @@ func ListenPlaintext(t testing.TB) *Listener { return listen(t, false, "127.0.0.
 // ListenPickleAt starts a pickle receiver at addr, for a restart on the same port.
 func ListenPickleAt(t testing.TB, addr string) *Listener { return listen(t, true, addr) }
 
+// ListenPlaintextAt starts a plaintext receiver at addr, for a restart on the same port.
+func ListenPlaintextAt(t testing.TB, addr string) *Listener { return listen(t, false, addr) }
+
 func listen(t testing.TB, isPickle bool, addr string) *Listener {
+	return listenWrapped(t, isPickle, addr, nil)
+}
+
+// listenWrapped is listen with wrap, when not nil, applied to the
+// listener (tls.go uses it for TLS).
+func listenWrapped(t testing.TB, isPickle bool, addr string, wrap func(net.Listener) net.Listener) *Listener {
 	t.Helper()
 	var ln net.Listener
 	var err error
@@ -63,6 +72,9 @@ func listen(t testing.TB, isPickle bool, addr string) *Listener {
 	}
 	if err != nil {
 		t.Fatalf("carbontest: listen %s: %v", addr, err)
+	}
+	if wrap != nil {
+		ln = wrap(ln)
 	}
 	l := &Listener{pickle: isPickle, ln: ln, conns: map[net.Conn]struct{}{}}
 	l.wg.Add(1)
