@@ -159,4 +159,15 @@ outputs: {x: {kind: carbon-plaintext, address: "k:2003"}}
 	c, err = Load(path)
 	require.NoError(t, err)
 	require.EqualError(t, c.Apply(Overrides{Port: 2004}), "-p/--port: the config has no carbon-pickle output")
+
+	// Nor can a Carbon cluster, which has no single address.
+	path = filepath.Join(dir, "cluster.yml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+kafka: {brokers: "k:9092", topics: [t]}
+routes: [{decoder: slice, outputs: [x]}]
+outputs: {x: {kind: carbon-pickle, destinations: ["a:2004", "b:2004"], distribution: carbon_ch}}
+`), 0o600))
+	c, err = Load(path)
+	require.NoError(t, err)
+	require.EqualError(t, c.Apply(Overrides{Host: "h", Port: 2004}), "-H/--host: the config has no carbon-pickle or carbon-plaintext output to point at h")
 }

@@ -27,8 +27,9 @@ const (
 )
 
 // Apply writes o over c. -H, -p and --line-port change the address of every
-// carbon-pickle (-H, -p) and carbon-plaintext (-H, --line-port) output;
-// a flag with no such output to change is an error.
+// single-address carbon-pickle (-H, -p) and carbon-plaintext (-H,
+// --line-port) output (outputs with destinations are left alone); a flag
+// with no such output to change is an error.
 func (c *Config) Apply(o Overrides) error {
 	if o.Kafka != "" {
 		c.Kafka.Brokers = nil
@@ -71,6 +72,9 @@ func (c *Config) Apply(o Overrides) error {
 		}
 		if o.Host == "" && port == 0 {
 			continue
+		}
+		if _, cluster := out.Options["destinations"]; cluster {
+			continue // a cluster has no single host or port to replace
 		}
 		addr, err := overrideAddress(fmt.Sprint(out.Options["address"]), o.Host, port)
 		if err != nil {

@@ -468,10 +468,15 @@ func (r *Router) Abort() { r.abortOnce.Do(func() { close(r.aborted) }) }
 
 // Readiness reports each output's ability to deliver: "" when it can, by
 // itself or through its fallback, otherwise why not.
+//
+// Only outputs that routes send to are reported: an output used only as a
+// fallback being down does not stop shovel from doing its job.
 func (r *Router) Readiness() map[string]string {
 	out := make(map[string]string, len(r.order))
-	for _, s := range r.order {
-		out[s.name] = s.readiness()
+	for _, rt := range r.routes {
+		for _, s := range rt.sinks {
+			out[s.name] = s.readiness()
+		}
 	}
 	return out
 }
