@@ -3,7 +3,6 @@ package decoders
 import (
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/shovel-metrics/shovel/decoders/jsonscan"
 	"github.com/shovel-metrics/shovel/router/metric"
@@ -15,8 +14,13 @@ import (
 const ReasonTooDeep = "too_deep"
 
 func init() {
-	Register("slice", "Voltha KPI shovel messages: data.<object path>.<metric> = number, at the top-level ts", newSlice)
+	Register("slice", "Voltha KPI messages: data, prefixes (KpiEvent) and slice_data (KpiEvent2) shapes", newSlice)
 }
+
+// DefaultSliceDataPath lays out the samples of the slice_data shape the
+// way a Grafana user browses them: by device, then by what the entry
+// measures (its title, then its context, such as the port), then the metric.
+const DefaultSliceDataPath = "voltha.{device_id}.{title}.{context?}.{metric}"
 
 // SliceConfig configures the slice decoder.
 type SliceConfig struct {
@@ -24,8 +28,18 @@ type SliceConfig struct {
 	// rejected as too_large before any parsing.
 	MaxMessageBytes int `mapstructure:"max_message_bytes"`
 	// MaxDepth is the deepest nesting of objects and arrays accepted; the
-	// message object is level 1, so the data shape needs 3.
+	// message object is level 1, so the data shape needs 3 and slice_data 5.
 	MaxDepth int `mapstructure:"max_depth"`
+	// MissingTimestamp is what a message without ts gets: "reject" or
+	// "receive_time" (the Kafka record's time).
+	MissingTimestamp string `mapstructure:"missing_timestamp"`
+	// SliceDataPath is the path template of the slice_data shape; its
+	// fields are those of each entry's metadata.
+	SliceDataPath string `mapstructure:"slice_data_path"`
+	// Values says which values count as numbers.
+	Values ValueConfig `mapstructure:"values"`
+	// Sanitize configures the path sanitiser.
+	Sanitize PathConfig `mapstructure:"sanitize"`
 }
 
 // Bounds of SliceConfig.MaxDepth: below 3 no slice message fits, and a
@@ -37,7 +51,14 @@ const (
 
 // DefaultSliceConfig returns the slice decoder's defaults.
 func DefaultSliceConfig() SliceConfig {
-	return SliceConfig{MaxMessageBytes: 1 << 20, MaxDepth: 32}
+	return SliceConfig{
+		MaxMessageBytes:  1 << 20,
+		MaxDepth:         32,
+		MissingTimestamp: MissingReject,
+		SliceDataPath:    DefaultSliceDataPath,
+		Values:           DefaultValueConfig(),
+		Sanitize:         DefaultPathConfig(),
+	}
 }
 
 // Validate checks the config, naming the offending key.
@@ -48,7 +69,13 @@ func (c SliceConfig) Validate() error {
 	if c.MaxDepth < sliceMinDepth || c.MaxDepth > sliceMaxDepth {
 		return fmt.Errorf("max_depth must be between %d and %d, got %d", sliceMinDepth, sliceMaxDepth, c.MaxDepth)
 	}
-	return nil
+	if err := checkMissing(c.MissingTimestamp); err != nil {
+		return fmt.Errorf("missing_timestamp: %w", err)
+	}
+	if _, err := parseTemplate(c.SliceDataPath); err != nil {
+		return fmt.Errorf("slice_data_path: %q: %w", c.SliceDataPath, err)
+	}
+	return c.Sanitize.Validate()
 }
 
 // newSlice is the slice decoder's Factory.
@@ -62,33 +89,40 @@ func newSlice(decode metric.DecodeConfig, _ metric.Env) (metric.Decoder, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("slice: %w", err)
 	}
-	return &slice{cfg: cfg, scan: jsonscan.Scanner{MaxDepth: cfg.MaxDepth}}, nil
+	tmpl, _ := parseTemplate(cfg.SliceDataPath) // checked by Validate
+	return &slice{cfg: cfg, scan: jsonscan.Scanner{MaxDepth: cfg.MaxDepth}, tmpl: tmpl, paths: NewPathSanitizer(cfg.Sanitize)}, nil
 }
 
-// slice decodes the messages of the Voltha KPI shovel:
+// slice decodes the three message shapes of Voltha's KPI publishers:
 //
 //	{"type":"slice","ts":1480000000,"data":{"voltha.internal.abc":{"deferreds":12,"rss-mb":80}}}
+//	{"type":"slice","ts":1484291389.5,"prefixes":{"voltha.simulated_olt.eecd":{"metrics":{"cpu_util":24.54}}}}
+//	{"type":"slice","ts":1534440704,"slice_data":[{"metadata":{"title":"Ethernet","ts":1534440704,
+//	  "device_id":"000115929ed71696","context":{"port_no":"1"}},"metrics":{"tx_packets":16}}]}
 //
-// gives voltha.internal.abc.deferreds = 12 and voltha.internal.abc.rss-mb =
-// 80, both at the message's ts. Samples come out in document order. Paths
-// are joined as found, not sanitised: the router checks every path.
+// The first two give <object path>.<metric> (voltha.internal.abc.deferreds,
+// voltha.simulated_olt.eecd.cpu_util) at the message's ts; the third gives
+// each entry's metrics along SliceDataPath (voltha.000115929ed71696.Ethernet.1.tx_packets)
+// at the entry's own metadata.ts, else the message's. Samples come out in
+// document order; paths are sanitised.
 //
-// The decoder holds only its immutable config, so one value serves all
+// The decoder holds only immutable config, so one value serves all
 // workers; the scratch it needs lives on each call's stack.
 type slice struct {
-	cfg  SliceConfig
-	scan jsonscan.Scanner
+	cfg   SliceConfig
+	scan  jsonscan.Scanner
+	tmpl  pathTemplate
+	paths *PathSanitizer
 }
 
 var _ metric.Decoder = (*slice)(nil)
 
 // sliceMessage is what the first pass keeps of a message's top level: the
 // raw members the decoder needs, first occurrence of each (as jsonscan's
-// Lookup, and so the router's type match, also take the first). The
-// "prefixes" and "slice_data" shapes to come add their members here.
+// Lookup, and so the router's type match, also take the first).
 type sliceMessage struct {
-	ts, data         []byte
-	tsKind, dataKind jsonscan.Kind
+	ts, data, prefixes, sliceData                 []byte
+	tsKind, dataKind, prefixesKind, sliceDataKind jsonscan.Kind
 }
 
 func (d *slice) Decode(msg *metric.Message, out *metric.Result) error {
@@ -109,88 +143,212 @@ func (d *slice) Decode(msg *metric.Message, out *metric.Result) error {
 			if m.data == nil {
 				m.data, m.dataKind = value, kind
 			}
+		case "prefixes":
+			if m.prefixes == nil {
+				m.prefixes, m.prefixesKind = value, kind
+			}
+		case "slice_data":
+			if m.sliceData == nil {
+				m.sliceData, m.sliceDataKind = value, kind
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return d.scanReject(err)
+		return scanReject(err, d.cfg.MaxDepth)
 	}
 
-	ts, err := sliceTimestamp(m.ts, m.tsKind)
-	if err != nil {
-		return err
+	// The message's ts. Only slice_data entries may do without it, when
+	// they carry their own.
+	ts, tsErr := -1.0, error(nil)
+	switch {
+	case m.ts != nil:
+		if m.tsKind != jsonscan.Number {
+			return metric.Rejectf(metric.ReasonBadTimestamp, "ts is %s, want number", m.tsKind)
+		}
+		if ts, err = NumericTimestamp(m.ts, UnitSeconds); err != nil {
+			return err
+		}
+	default:
+		ts, tsErr = missingTimestamp(msg, d.cfg.MissingTimestamp)
+		if tsErr != nil && (m.data != nil || m.prefixes != nil || m.sliceData == nil) {
+			return tsErr
+		}
 	}
-	if m.data == nil {
+	if m.data == nil && m.prefixes == nil && m.sliceData == nil {
 		return metric.Rejectf(metric.ReasonBadShape, "no data member")
 	}
-	if m.dataKind != jsonscan.Object {
-		return metric.Rejectf(metric.ReasonBadShape, "data is %s, want object", m.dataKind)
-	}
 
-	// Second pass: the data shape. A bad shape met half-way rejects the
-	// whole message, so what it already appended is taken back.
+	// Second pass: the shapes. A bad shape met half-way rejects the whole
+	// message, so what it already appended is taken back.
 	nSamples, nRejected := len(out.Samples), len(out.Rejected)
-	err = d.scan.ObjectEach(m.data, func(objPath, metrics []byte, kind jsonscan.Kind) error {
-		if kind != jsonscan.Object {
-			return metric.Rejectf(metric.ReasonBadShape, "data[%s] is %s, want object", short(objPath), kind)
-		}
-		return d.appendMetrics(out, objPath, metrics, ts)
-	})
-	if err != nil {
+	if err := d.decodeShapes(&m, ts, tsErr, out); err != nil {
 		out.Samples, out.Rejected = out.Samples[:nSamples], out.Rejected[:nRejected]
-		return d.scanReject(err)
+		return scanReject(err, d.cfg.MaxDepth)
 	}
 	return nil
 }
 
-// appendMetrics appends one sample per member of the object metrics, named
-// prefix.<member>. It is the common end of every shape the decoder knows
-// (and of those to come: prefixes.<p>.metrics and slice_data[].metrics).
-func (d *slice) appendMetrics(out *metric.Result, prefix, metrics []byte, ts float64) error {
-	// Each path is built here and copied once into its string: one
-	// allocation per sample. The buffer stays on the stack unless a path
-	// outgrows it.
+func (d *slice) decodeShapes(m *sliceMessage, ts float64, tsErr error, out *metric.Result) error {
+	if m.data != nil {
+		if m.dataKind != jsonscan.Object {
+			return metric.Rejectf(metric.ReasonBadShape, "data is %s, want object", m.dataKind)
+		}
+		err := d.scan.ObjectEach(m.data, func(objPath, metrics []byte, kind jsonscan.Kind) error {
+			if kind != jsonscan.Object {
+				return metric.Rejectf(metric.ReasonBadShape, "data[%s] is %s, want object", short(objPath), kind)
+			}
+			var buf [256]byte // paths are built here, on the stack unless one outgrows it
+			return d.appendMetrics(out, d.paths.Builder(buf[:0]).Write(objPath), metrics, ts, nil)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if m.prefixes != nil {
+		if m.prefixesKind != jsonscan.Object {
+			return metric.Rejectf(metric.ReasonBadShape, "prefixes is %s, want object", m.prefixesKind)
+		}
+		err := d.scan.ObjectEach(m.prefixes, func(prefix, entry []byte, kind jsonscan.Kind) error {
+			if kind != jsonscan.Object {
+				return metric.Rejectf(metric.ReasonBadShape, "prefixes[%s] is %s, want object", short(prefix), kind)
+			}
+			metrics, mkind, err := d.scan.Lookup(entry, "metrics")
+			if errors.Is(err, jsonscan.ErrNotFound) {
+				return nil
+			}
+			if err != nil || mkind != jsonscan.Object {
+				return metric.Rejectf(metric.ReasonBadShape, "prefixes[%s].metrics is %s, want object", short(prefix), mkind)
+			}
+			var buf [256]byte
+			return d.appendMetrics(out, d.paths.Builder(buf[:0]).Write(prefix), metrics, ts, nil)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if m.sliceData != nil {
+		if m.sliceDataKind != jsonscan.Array {
+			return metric.Rejectf(metric.ReasonBadShape, "slice_data is %s, want array", m.sliceDataKind)
+		}
+		i := -1
+		return d.scan.ArrayEach(m.sliceData, func(entry []byte, kind jsonscan.Kind) error {
+			i++
+			return d.sliceDataEntry(out, i, entry, kind, ts, tsErr)
+		})
+	}
+	return nil
+}
+
+// sliceDataEntry decodes one entry of slice_data: {"metadata":{...},"metrics":{...}}.
+func (d *slice) sliceDataEntry(out *metric.Result, i int, entry []byte, kind jsonscan.Kind, ts float64, tsErr error) error {
+	if kind != jsonscan.Object {
+		return metric.Rejectf(metric.ReasonBadShape, "slice_data[%d] is %s, want object", i, kind)
+	}
+	var meta, metrics []byte
+	var metaKind, metricsKind jsonscan.Kind
+	_ = d.scan.ObjectEach(entry, func(key, value []byte, kind jsonscan.Kind) error {
+		switch string(key) {
+		case "metadata":
+			if meta == nil {
+				meta, metaKind = value, kind
+			}
+		case "metrics":
+			if metrics == nil {
+				metrics, metricsKind = value, kind
+			}
+		}
+		return nil
+	}) // validated by the first pass
+	if metrics == nil {
+		return nil
+	}
+	if metricsKind != jsonscan.Object {
+		return metric.Rejectf(metric.ReasonBadShape, "slice_data[%d].metrics is %s, want object", i, metricsKind)
+	}
+	if meta == nil {
+		meta, metaKind = []byte("{}"), jsonscan.Object
+	}
+	if metaKind != jsonscan.Object {
+		return metric.Rejectf(metric.ReasonBadShape, "slice_data[%d].metadata is %s, want object", i, metaKind)
+	}
+	src := fieldSource{scan: d.scan, obj: meta}
+
+	// The entry's own ts wins over the message's.
+	if raw, tkind, err := d.scan.Lookup(meta, "ts"); err == nil && tkind != jsonscan.Null {
+		if tkind != jsonscan.Number {
+			tsErr = metric.Rejectf(metric.ReasonBadTimestamp, "ts is %s, want number", tkind)
+		} else {
+			ts, tsErr = NumericTimestamp(raw, UnitSeconds)
+		}
+	}
 	var buf [256]byte
-	path := append(append(buf[:0], prefix...), '.')
-	n := len(path)
-	return d.scan.ObjectEach(metrics, func(name, value []byte, kind jsonscan.Kind) error {
-		path = append(path[:n], name...)
-		if kind != jsonscan.Number {
-			out.Reject(string(path), metric.ReasonNotANumber)
-			return nil
-		}
-		v, err := jsonscan.ParseNumber(value)
-		switch {
-		case err != nil: // cannot happen: the scanner validated the token
-			out.Reject(string(path), metric.ReasonNotANumber)
-		case math.IsInf(v, 0):
-			out.Reject(string(path), metric.ReasonNotFinite)
-		default:
-			out.Samples = append(out.Samples, metric.Sample{Path: string(path), Time: ts, Value: v})
-		}
+	b, at, missing := d.tmpl.render(d.paths.Builder(buf[:0]), src, 0)
+	switch {
+	case missing != "":
+		return d.rejectEntry(out, b, metrics, ReasonMissingField)
+	case tsErr != nil:
+		return d.rejectEntry(out, b, metrics, metric.ReasonOf(tsErr))
+	}
+	return d.appendMetrics(out, b, metrics, ts, &templateTail{tmpl: &d.tmpl, at: at, src: src})
+}
+
+// rejectEntry rejects every metric of an entry that has no usable path or time.
+func (d *slice) rejectEntry(out *metric.Result, b PathBuilder, metrics []byte, reason string) error {
+	return d.scan.ObjectEach(metrics, func(name, _ []byte, _ jsonscan.Kind) error {
+		out.Reject(b.Dot().Write(name).String(), reason)
 		return nil
 	})
 }
 
-// sliceTimestamp checks and parses the top-level ts: seconds, integral or
-// not, finite and not negative.
-func sliceTimestamp(raw []byte, kind jsonscan.Kind) (float64, error) {
-	if raw == nil {
-		return 0, metric.Rejectf(metric.ReasonBadTimestamp, "no ts member")
+// templateTail is the rest of a path template after its {metric}.
+type templateTail struct {
+	tmpl *pathTemplate
+	at   int // index of the {metric} part
+	src  fieldSource
+}
+
+// appendMetrics appends one sample per member of the object metrics, named
+// <path so far>.<member>[<template tail>]. It is the common end of every
+// shape the decoder knows.
+func (d *slice) appendMetrics(out *metric.Result, prefix PathBuilder, metrics []byte, ts float64, tail *templateTail) error {
+	if tail == nil {
+		prefix = prefix.Dot() // a template has its own separators
 	}
-	if kind != jsonscan.Number {
-		return 0, metric.Rejectf(metric.ReasonBadTimestamp, "ts is %s, want number", kind)
-	}
-	ts, err := jsonscan.ParseNumber(raw)
-	if err != nil || math.IsInf(ts, 0) || math.IsNaN(ts) || ts < 0 {
-		return 0, metric.Rejectf(metric.ReasonBadTimestamp, "ts %s out of range", short(raw))
-	}
-	return ts + 0, nil // + 0 turns -0 into 0, which Carbon would print as "-0"
+	return d.scan.ObjectEach(metrics, func(name, value []byte, kind jsonscan.Kind) error {
+		// prefix is copied each time: appending to b overwrites what
+		// follows the prefix in the shared buffer, never the prefix.
+		b := prefix
+		n := len(b.buf)
+		if b = b.Write(name); len(b.buf) == n {
+			out.Reject(b.String(), metric.ReasonBadPath) // nothing left of the name
+			return nil
+		}
+		if tail != nil {
+			var missing string
+			if b, _, missing = tail.tmpl.render(b, tail.src, tail.at+1); missing != "" {
+				out.Reject(b.String(), ReasonMissingField)
+				return nil
+			}
+		}
+		if reason := b.Check(); reason != "" {
+			out.Reject(b.String(), reason)
+			return nil
+		}
+		v, reason := d.cfg.Values.JSONValue(value, kind)
+		if reason != "" {
+			out.Reject(string(b.Bytes()), reason)
+			return nil
+		}
+		// One allocation per sample: the path's string.
+		out.Samples = append(out.Samples, metric.Sample{Path: string(b.Bytes()), Time: ts, Value: v})
+		return nil
+	})
 }
 
 // scanReject turns a scanner error into the whole-message rejection, and
-// passes a rejection from the decoder's own callbacks through.
-func (d *slice) scanReject(err error) error {
+// passes a rejection from a decoder's own callbacks through.
+func scanReject(err error, maxDepth int) error {
 	var (
 		re *metric.RejectError
 		se *jsonscan.Error
@@ -199,7 +357,7 @@ func (d *slice) scanReject(err error) error {
 	case errors.As(err, &re):
 		return err
 	case errors.Is(err, jsonscan.ErrTooDeep):
-		return metric.Rejectf(ReasonTooDeep, "more than %d levels", d.cfg.MaxDepth)
+		return metric.Rejectf(ReasonTooDeep, "more than %d levels", maxDepth)
 	case errors.Is(err, jsonscan.ErrKind):
 		return metric.Rejectf(metric.ReasonBadShape, "message is not a JSON object")
 	case errors.As(err, &se):

@@ -217,7 +217,12 @@ func TestSliceAppendsAndRollsBack(t *testing.T) {
 }
 
 func TestSliceConfig(t *testing.T) {
-	require.Equal(t, decoders.SliceConfig{MaxMessageBytes: 1 << 20, MaxDepth: 32}, decoders.DefaultSliceConfig())
+	require.Equal(t, decoders.SliceConfig{
+		MaxMessageBytes: 1 << 20, MaxDepth: 32, MissingTimestamp: "reject",
+		SliceDataPath: "voltha.{device_id}.{title}.{context?}.{metric}",
+		Values:        decoders.ValueConfig{NumericStrings: true, Booleans: true},
+		Sanitize:      decoders.PathConfig{Replacement: "_", Allowed: "-_:#@%+=~", UTF8: true, MaxLength: metric.MaxPathLen},
+	}, decoders.DefaultSliceConfig())
 	require.NoError(t, decoders.DefaultSliceConfig().Validate())
 
 	tests := []struct {
@@ -229,6 +234,12 @@ func TestSliceConfig(t *testing.T) {
 		{"negative max_message_bytes", func(c *decoders.SliceConfig) { c.MaxMessageBytes = -1 }, "slice: max_message_bytes must be positive, got -1"},
 		{"max_depth too small", func(c *decoders.SliceConfig) { c.MaxDepth = 2 }, "slice: max_depth must be between 3 and 10000, got 2"},
 		{"max_depth too large", func(c *decoders.SliceConfig) { c.MaxDepth = 10001 }, "slice: max_depth must be between 3 and 10000, got 10001"},
+		{"missing_timestamp", func(c *decoders.SliceConfig) { c.MissingTimestamp = "now" }, `slice: missing_timestamp: must be "reject" or "receive_time", got "now"`},
+		{"slice_data_path without metric", func(c *decoders.SliceConfig) { c.SliceDataPath = "a.{b}" }, `slice: slice_data_path: "a.{b}": must contain {metric}`},
+		{"slice_data_path unclosed", func(c *decoders.SliceConfig) { c.SliceDataPath = "a.{b.{metric}" }, `slice: slice_data_path: "a.{b.{metric}": bad placeholder {b.{metric}: want {field}, {field.subfield} or {field?}`},
+		{"sanitize.replacement", func(c *decoders.SliceConfig) { c.Sanitize.Replacement = " " }, `slice: sanitize.replacement: " " must be empty or one letter, digit or character of sanitize.allowed`},
+		{"sanitize.allowed", func(c *decoders.SliceConfig) { c.Sanitize.Allowed = "-." }, `slice: sanitize.allowed: "-." may hold only ASCII punctuation other than the dot`},
+		{"sanitize.max_length", func(c *decoders.SliceConfig) { c.Sanitize.MaxLength = 0 }, `slice: sanitize.max_length must be between 1 and 4096, got 0`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -343,6 +354,9 @@ func FuzzSlice(f *testing.F) {
 			return
 		}
 		want := sliceModel(ref)
+		if want.skip {
+			return
+		}
 		if want.reason != "" {
 			require.Equal(t, want.reason, metric.ReasonOf(err), "err: %v", err)
 			return
@@ -357,6 +371,7 @@ type sliceExpect struct {
 	samples  []metric.Sample
 	rejected []metric.Rejection
 	reason   string
+	skip     bool // the model does not know this shape
 }
 
 // sliceModel says what the slice decoder must make of a document, read by
@@ -369,6 +384,12 @@ func sliceModel(ref any) sliceExpect {
 	}
 	tsRef, hasTS := first(obj, "ts")
 	dataRef, hasData := first(obj, "data")
+	if _, ok := first(obj, "prefixes"); ok {
+		return sliceExpect{skip: true} // the model knows the data shape only
+	}
+	if _, ok := first(obj, "slice_data"); ok {
+		return sliceExpect{skip: true}
+	}
 	num, ok := tsRef.(json.Number)
 	if !hasTS || !ok {
 		return sliceExpect{reason: metric.ReasonBadTimestamp}
@@ -388,15 +409,18 @@ func sliceModel(ref any) sliceExpect {
 			return sliceExpect{reason: metric.ReasonBadShape}
 		}
 		for _, m := range metrics {
-			path := o.Key + "." + m.Key
-			n, ok := m.Value.(json.Number)
-			if !ok {
-				e.rejected = append(e.rejected, metric.Rejection{Path: path, Reason: metric.ReasonNotANumber})
+			path, reason := modelPaths.Sanitize(o.Key + "." + m.Key)
+			if name, _ := modelPaths.Sanitize(m.Key); name == "" {
+				reason = metric.ReasonBadPath
+				path, _ = modelPaths.Sanitize(o.Key)
+			}
+			if reason != "" {
+				e.rejected = append(e.rejected, metric.Rejection{Path: path, Reason: reason})
 				continue
 			}
-			v, err := strconv.ParseFloat(string(n), 64)
-			if err != nil {
-				e.rejected = append(e.rejected, metric.Rejection{Path: path, Reason: metric.ReasonNotFinite})
+			v, reason := modelValue(m.Value)
+			if reason != "" {
+				e.rejected = append(e.rejected, metric.Rejection{Path: path, Reason: reason})
 				continue
 			}
 			e.samples = append(e.samples, metric.Sample{Path: path, Time: ts + 0, Value: v})
@@ -409,6 +433,36 @@ func sliceModel(ref any) sliceExpect {
 		e.rejected = []metric.Rejection{}
 	}
 	return e
+}
+
+var modelPaths = decoders.NewPathSanitizer(decoders.DefaultPathConfig())
+
+// modelValue is the default value policy over encoding/json's reading.
+func modelValue(ref any) (float64, string) {
+	var text string
+	switch v := ref.(type) {
+	case json.Number:
+		text = string(v)
+	case string:
+		text = v
+	case bool:
+		if v {
+			return 1, ""
+		}
+		return 0, ""
+	case nil:
+		return 0, decoders.ReasonNull
+	default:
+		return 0, metric.ReasonNotANumber
+	}
+	v, err := strconv.ParseFloat(text, 64)
+	switch {
+	case err != nil && !errors.Is(err, strconv.ErrRange):
+		return 0, metric.ReasonNotANumber
+	case math.IsInf(v, 0) || math.IsNaN(v):
+		return 0, metric.ReasonNotFinite
+	}
+	return v + 0, ""
 }
 
 func first(obj jsonref.Object, key string) (any, bool) {
@@ -479,5 +533,69 @@ func BenchmarkSliceEncodingJSON(b *testing.B) {
 				out.Samples = append(out.Samples, metric.Sample{Path: obj + "." + name, Time: m.TS, Value: v})
 			}
 		}
+	}
+}
+
+// benchPrefixesMessage and benchSliceDataMessage are the other two shapes,
+// 10 metrics each.
+const benchPrefixesMessage = `{"type":"slice","ts":1484291389.5,"prefixes":{` +
+	`"voltha.simulated_olt.eecd8f5327bc":{"metrics":{"cpu_util":24.54,"buffer_util":18.40,"rx":1,"tx":2,"err":0}},` +
+	`"voltha.simulated_olt.ffff8f5327bc":{"metrics":{"cpu_util":4.54,"buffer_util":8.40,"rx":3,"tx":4,"err":1}}}}`
+
+const benchSliceDataMessage = `{"type":"slice","ts":1534440704.0,"slice_data":[` +
+	`{"metadata":{"title":"Ethernet","ts":1534440704.0,"logical_device_id":"000000139521a269","device_id":"000115929ed71696",` +
+	`"serial_no":"dummy_sn2209199","context":{"port_no":"1"}},"metrics":{"tx_packets":16.0,"tx_bytes":1436.0,"rx_packets":3,"rx_bytes":400,"errors":0}},` +
+	`{"metadata":{"title":"PON","ts":1534440704.0,"logical_device_id":"000000139521a269","device_id":"000115929ed71696",` +
+	`"serial_no":"dummy_sn2209199","context":{"port_no":"16"}},"metrics":{"tx_packets":6.0,"tx_bytes":36.0,"rx_packets":13,"rx_bytes":40,"errors":1}}]}`
+
+func BenchmarkSlicePrefixes(b *testing.B) {
+	benchDecoder(b, newSliceDecoder(b, nil), &metric.Message{Value: []byte(benchPrefixesMessage)})
+}
+
+func BenchmarkSliceData(b *testing.B) {
+	benchDecoder(b, newSliceDecoder(b, nil), &metric.Message{Value: []byte(benchSliceDataMessage)})
+}
+
+func TestSliceOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		set  func(*decoders.SliceConfig)
+		msg  string
+		want string
+	}{
+		{
+			name: "missing ts takes the receive time when configured",
+			set:  func(c *decoders.SliceConfig) { c.MissingTimestamp = "receive_time" },
+			msg:  `{"data":{"a":{"b":1}}}`,
+			want: "a.b 1 1700000000\n",
+		},
+		{
+			name: "missing ts is rejected by default",
+			msg:  `{"data":{"a":{"b":1}}}`,
+			want: "error bad_timestamp: no ts member\n",
+		},
+		{
+			name: "slice_data_path",
+			set:  func(c *decoders.SliceConfig) { c.SliceDataPath = "olt.{serial_no}.{context.port_no}.{title}_{metric}" },
+			msg:  `{"ts":1,"slice_data":[{"metadata":{"title":"Eth","serial_no":"sn1","context":{"port_no":"3"}},"metrics":{"rx":1}}]}`,
+			want: "olt.sn1.3.Eth_rx 1 1\n",
+		},
+		{
+			name: "values and sanitize",
+			set: func(c *decoders.SliceConfig) {
+				c.Values.Booleans, c.Values.NumericStrings = false, false
+				c.Sanitize.Replacement = ""
+			},
+			msg:  `{"ts":1,"data":{"a b":{"t":true,"s":"1","n":2}}}`,
+			want: "ab.n 2 1\nreject ab.t not_a_number\nreject ab.s not_a_number\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dec := newSliceDecoder(t, tt.set)
+			var out metric.Result
+			err := dec.Decode(&metric.Message{Value: []byte(tt.msg), Timestamp: goldenReceiveTime}, &out)
+			require.Equal(t, tt.want, render(out, err))
+		})
 	}
 }

@@ -185,11 +185,10 @@ func TestRouteDrainsTopicIntoCarbonPickle(t *testing.T) {
 	// Bad input between good messages: each is rejected and counted, and
 	// none holds back the messages behind it.
 	bad := []string{
-		`{"type":"slice","ts":1480000000,"data":{"a b":{"x":1}}}`,        // space in a path
-		`{"type":"slice","ts":1480000000,"data":{"ok":{"evil\n1 2":1}}}`, // newline injection
-		`{"type":"slice","ts":1480000000,"data":{"ok":{"str":"12"}}}`,    // not a number
-		`{"type":"slice","ts":1480000000,"data":`,                        // truncated JSON
-		`{"type":"slice","ts":1480000000,"data":{"ok":{"old":1}}}`,       // years before the window
+		`{"type":"slice","ts":1480000000,"data":{"ok":{"..":1}}}`,         // nothing left of the path
+		`{"type":"slice","ts":1480000000,"data":{"ok":{"str":"twelve"}}}`, // not a number
+		`{"type":"slice","ts":1480000000,"data":`,                         // truncated JSON
+		`{"type":"slice","ts":1480000000,"data":{"ok":{"old":1}}}`,        // years before the window
 		`not json at all`,
 		`{"type":"unknown-type","ts":1}`,
 		strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000), // deep nesting
@@ -199,6 +198,14 @@ func TestRouteDrainsTopicIntoCarbonPickle(t *testing.T) {
 	}
 	tail := sliceKPIs("voltha.tail", 30, recent()+1000)
 	want = append(want, produceKPIs(t, b, topic, 3, tail)...)
+	// A newline or space in a name is replaced, never passed on: it
+	// cannot become a second Carbon line.
+	ts := recent()
+	b.Produce(t, kafkatest.Record{Topic: topic, Value: []byte(fmt.Sprintf(
+		`{"type":"slice","ts":%d,"data":{"ok":{"evil\n1 2 3":1},"a b":{"x":2}}}`, ts))})
+	want = append(want, carbontest.Sample{Path: "ok.evil_1_2_3", Time: float64(ts), Value: 1},
+		carbontest.Sample{Path: "a_b.x", Time: float64(ts), Value: 2})
+	const sanitised = 1 // messages
 
 	pickle := carbontest.ListenPickle(t)
 	line := carbontest.ListenPlaintext(t)
@@ -218,7 +225,7 @@ func TestRouteDrainsTopicIntoCarbonPickle(t *testing.T) {
 	for _, off := range committed {
 		total += off
 	}
-	require.EqualValues(t, len(kpis)+len(bad)+len(tail), total)
+	require.EqualValues(t, len(kpis)+len(bad)+len(tail)+sanitised, total)
 	logs := sh.logs.String()
 	for _, reason := range []string{"bad_path", "not_a_number", "invalid_json", "no_route", "too_deep", "ts_out_of_window"} {
 		require.Contains(t, logs, "reason="+reason)

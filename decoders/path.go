@@ -1,0 +1,223 @@
+package decoders
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/shovel-metrics/shovel/router/metric"
+)
+
+// ReasonPathTooLong rejects a sample whose sanitised path is longer than
+// the decoder's path.max_length, or has a segment longer than a file name
+// may be (255 bytes: Whisper stores each segment as a directory or file).
+const ReasonPathTooLong = "path_too_long"
+
+// maxSegmentLen is the longest segment: most file systems' name limit.
+const maxSegmentLen = 255
+
+// DefaultPathAllowed is the punctuation kept in paths by default, besides
+// ASCII letters and digits. Everything else that is not a valid UTF-8
+// letter, mark, number, symbol or punctuation (path.utf8) is replaced;
+// Graphite's glob and function characters (* ? [ ] { } ( ) ,) are left
+// out so that every path can be queried.
+const DefaultPathAllowed = "-_:#@%+=~"
+
+// PathConfig configures the path sanitiser: the `sanitize:` key of
+// every decoder.
+type PathConfig struct {
+	// Replacement stands for each run of bytes that are not allowed; empty
+	// deletes them.
+	Replacement string `mapstructure:"replacement"`
+	// Allowed is the punctuation kept as it is, besides ASCII letters,
+	// digits and the dot that separates segments.
+	Allowed string `mapstructure:"allowed"`
+	// UTF8 keeps non-ASCII characters that are graphic and not space
+	// ("café", "😀"); when false they are replaced too.
+	UTF8 bool `mapstructure:"utf8"`
+	// MaxLength is the longest path passed on, in bytes.
+	MaxLength int `mapstructure:"max_length"`
+}
+
+// DefaultPathConfig replaces with "_", keeps DefaultPathAllowed and UTF-8,
+// and allows metric.MaxPathLen bytes.
+func DefaultPathConfig() PathConfig {
+	return PathConfig{Replacement: "_", Allowed: DefaultPathAllowed, UTF8: true, MaxLength: metric.MaxPathLen}
+}
+
+// Validate checks the settings, naming the key.
+func (c PathConfig) Validate() error {
+	for i := 0; i < len(c.Allowed); i++ {
+		if b := c.Allowed[i]; b <= ' ' || b >= 0x7f || b == '.' {
+			return fmt.Errorf("sanitize.allowed: %q may hold only ASCII punctuation other than the dot", c.Allowed)
+		}
+	}
+	if len(c.Replacement) > 1 || c.Replacement != "" && !isAlnum(c.Replacement[0]) && !strings.Contains(c.Allowed, c.Replacement) {
+		return fmt.Errorf("sanitize.replacement: %q must be empty or one letter, digit or character of sanitize.allowed", c.Replacement)
+	}
+	if c.MaxLength <= 0 || c.MaxLength > metric.MaxPathLen {
+		return fmt.Errorf("sanitize.max_length must be between 1 and %d, got %d", metric.MaxPathLen, c.MaxLength)
+	}
+	return nil
+}
+
+func isAlnum(b byte) bool {
+	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+}
+
+// PathSanitizer makes metric paths safe for Carbon. It is immutable once
+// built, so one value serves every goroutine.
+type PathSanitizer struct {
+	allowed [256]bool // false for every byte of a multi-byte rune
+	repl    []byte
+	utf8    bool
+	max     int
+}
+
+// NewPathSanitizer builds the sanitiser c describes; c must be valid.
+func NewPathSanitizer(c PathConfig) *PathSanitizer {
+	s := &PathSanitizer{repl: []byte(c.Replacement), utf8: c.UTF8, max: c.MaxLength}
+	for b := 0; b < utf8.RuneSelf; b++ {
+		s.allowed[b] = isAlnum(byte(b))
+	}
+	for i := 0; i < len(c.Allowed); i++ {
+		s.allowed[c.Allowed[i]] = true
+	}
+	return s
+}
+
+// Sanitize returns the safe form of path, or the reason it has none:
+// bad_path when nothing is left of it, path_too_long when it is too long.
+// It is a convenience over PathBuilder, which decoders use to build paths
+// without allocating.
+func (s *PathSanitizer) Sanitize(path string) (string, string) {
+	var buf [256]byte
+	b := s.Builder(buf[:0]).WriteString(path)
+	if reason := b.Check(); reason != "" {
+		return "", reason
+	}
+	return string(b.Bytes()), ""
+}
+
+// Builder starts a path in buf (usually a stack array's buf[:0]).
+func (s *PathSanitizer) Builder(buf []byte) PathBuilder {
+	return PathBuilder{s: s, buf: buf[:0]}
+}
+
+// PathBuilder builds one metric path from pieces, sanitising as it goes: a
+// dot separates segments, and leading, trailing and doubled dots vanish;
+// each run of bytes that are not allowed (spaces, control characters such
+// as a newline that would start a second Carbon line, invalid UTF-8, glob
+// characters) becomes one replacement. Get one from PathSanitizer.Builder.
+//
+// Its methods take and return it by value, as append does, so that a
+// buffer on the caller's stack stays there.
+type PathBuilder struct {
+	s   *PathSanitizer
+	buf []byte
+	st  pathState
+}
+
+// WriteString adds p, whose dots separate segments.
+func (b PathBuilder) WriteString(p string) PathBuilder {
+	return b.write(unsafe.Slice(unsafe.StringData(p), len(p)), false) // read only
+}
+
+// Write adds p, whose dots separate segments.
+func (b PathBuilder) Write(p []byte) PathBuilder { return b.write(p, false) }
+
+// WriteSegment adds p as part of one segment: its dots are replaced like
+// any other byte that is not allowed.
+func (b PathBuilder) WriteSegment(p []byte) PathBuilder { return b.write(p, true) }
+
+// Dot ends the current segment.
+func (b PathBuilder) Dot() PathBuilder {
+	b.st.needDot, b.st.inBad = len(b.buf) > 0, false
+	return b
+}
+
+// Bytes is the path so far; it aliases the builder's buffer.
+func (b PathBuilder) Bytes() []byte { return b.buf }
+
+// Check returns "" if the path can be used, or the reason it cannot.
+func (b PathBuilder) Check() string {
+	if len(b.buf) == 0 {
+		return metric.ReasonBadPath
+	}
+	if len(b.buf) > b.s.max {
+		return ReasonPathTooLong
+	}
+	if b.st.maxSeg > maxSegmentLen {
+		return ReasonPathTooLong
+	}
+	return ""
+}
+
+// String returns the path, cut when it is too long to be useful in a log line.
+func (b PathBuilder) String() string {
+	if len(b.buf) > 200 {
+		return string(b.buf[:200]) + "..."
+	}
+	return string(b.buf)
+}
+
+func (b PathBuilder) write(p []byte, oneSegment bool) PathBuilder {
+	b.buf = b.s.appendPath(b.buf, &b.st, p, oneSegment)
+	return b
+}
+
+// pathState is where a PathBuilder stands. It holds no pointers, so that
+// passing it by pointer lets the path's buffer stay on the caller's stack.
+type pathState struct {
+	needDot bool  // a separator is due before the next kept byte
+	inBad   bool  // the last thing written was a replacement
+	seg     int32 // length of the last segment
+	maxSeg  int32 // length of the longest segment
+}
+
+// appendPath appends the sanitised p to buf: the hot loop of every decoder.
+func (s *PathSanitizer) appendPath(buf []byte, st *pathState, p []byte, oneSegment bool) []byte {
+	allowed, repl, keepUTF8 := &s.allowed, s.repl, s.utf8
+	needDot, inBad, seg, maxSeg := st.needDot, st.inBad, st.seg, st.maxSeg
+	for i := 0; i < len(p); {
+		c := p[i]
+		j := i + 1 // end of what is kept, when something is
+		switch {
+		case allowed[c]:
+			for j < len(p) && allowed[p[j]] {
+				j++
+			}
+		case c == '.' && !oneSegment:
+			needDot, inBad = len(buf) > 0, false
+			i++
+			continue
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(p[i:])
+			j = i + size
+			if keepUTF8 && r != utf8.RuneError && unicode.IsGraphic(r) && !unicode.IsSpace(r) {
+				break
+			}
+			fallthrough
+		default: // a byte or rune that is not allowed
+			if !inBad && len(repl) > 0 {
+				if needDot {
+					buf, needDot, seg = append(buf, '.'), false, 0
+				}
+				buf, seg, inBad = append(buf, repl...), seg+int32(len(repl)), true
+				maxSeg = max(maxSeg, seg)
+			}
+			i = j
+			continue
+		}
+		if needDot {
+			buf, needDot, seg = append(buf, '.'), false, 0
+		}
+		buf, seg, inBad = append(buf, p[i:j]...), seg+int32(j-i), false
+		maxSeg = max(maxSeg, seg)
+		i = j
+	}
+	*st = pathState{needDot: needDot, inBad: inBad, seg: seg, maxSeg: maxSeg}
+	return buf
+}

@@ -1,0 +1,105 @@
+package decoders_test
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shovel-metrics/shovel/decoders"
+	"github.com/shovel-metrics/shovel/router/metric"
+)
+
+func TestPathSanitizer(t *testing.T) {
+	def := decoders.DefaultPathConfig()
+	tests := []struct {
+		name   string
+		set    func(*decoders.PathConfig)
+		in     string
+		want   string
+		reason string
+	}{
+		{name: "kept", in: "voltha.internal.abc.rss-mb", want: "voltha.internal.abc.rss-mb"},
+		{name: "allowed punctuation", in: "a-b_c:d#e@f%g+h=i~j", want: "a-b_c:d#e@f%g+h=i~j"},
+		{name: "space", in: "a b.c", want: "a_b.c"},
+		{name: "newline injection", in: "a.b 1 2\nevil.path 3 4", want: "a.b_1_2_evil.path_3_4"},
+		{name: "run of bad bytes is one replacement", in: "a \t\r\n\x00b", want: "a_b"},
+		{name: "control and DEL", in: "a\x01b\x7fc", want: "a_b_c"},
+		{name: "glob characters", in: "a*b?c[d]e{f}g(h),", want: "a_b_c_d_e_f_g_h_"},
+		{name: "empty segments collapse", in: "..a..b...c..", want: "a.b.c"},
+		{name: "utf8 kept", in: "café.😀", want: "café.😀"},
+		{name: "invalid utf8", in: "a\xff\xfeb", want: "a_b"},
+		{name: "unicode space", in: "a\u00a0b\u2028c", want: "a_b_c"},
+		{name: "utf8 refused", set: func(c *decoders.PathConfig) { c.UTF8 = false }, in: "café", want: "caf_"},
+		{name: "delete instead of replace", set: func(c *decoders.PathConfig) { c.Replacement = "" }, in: "a b.c\nd", want: "ab.cd"},
+		{name: "other replacement", set: func(c *decoders.PathConfig) { c.Replacement = "x" }, in: "a b", want: "axb"},
+		{name: "narrower allowed set", set: func(c *decoders.PathConfig) { c.Allowed = "_" }, in: "a-b:c", want: "a_b_c"},
+		{name: "nothing left", in: " . .. ", want: "_._._"},
+		{name: "nothing left when deleting", set: func(c *decoders.PathConfig) { c.Replacement = "" }, in: " . .. ", reason: metric.ReasonBadPath},
+		{name: "empty", in: "", reason: metric.ReasonBadPath},
+		{name: "only dots", in: "...", reason: metric.ReasonBadPath},
+		{name: "max length", in: strings.Repeat("abcdefgh.", 455) + "a", want: strings.Repeat("abcdefgh.", 455) + "a"},
+		{name: "too long", in: strings.Repeat("abcdefgh.", 456) + "abc", reason: decoders.ReasonPathTooLong},
+		{name: "configured max length", set: func(c *decoders.PathConfig) { c.MaxLength = 3 }, in: "a.bc", reason: decoders.ReasonPathTooLong},
+		{name: "segment too long", in: "a." + strings.Repeat("x", 256), reason: decoders.ReasonPathTooLong},
+		{name: "longest segment", in: "a." + strings.Repeat("x", 255), want: "a." + strings.Repeat("x", 255)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := def
+			if tt.set != nil {
+				tt.set(&c)
+			}
+			require.NoError(t, c.Validate())
+			got, reason := decoders.NewPathSanitizer(c).Sanitize(tt.in)
+			require.Equal(t, tt.reason, reason)
+			require.Equal(t, tt.want, got)
+			if reason == "" {
+				require.True(t, metric.ValidPath(got))
+			}
+		})
+	}
+}
+
+func TestPathConfigValidate(t *testing.T) {
+	for name, c := range map[string]decoders.PathConfig{
+		"replacement not allowed": {Replacement: "*", Allowed: "-", MaxLength: 10},
+		"replacement too long":    {Replacement: "__", Allowed: "_", MaxLength: 10},
+		"dot allowed":             {Replacement: "_", Allowed: "_.", MaxLength: 10},
+		"space allowed":           {Replacement: "_", Allowed: "_ ", MaxLength: 10},
+		"max_length 0":            {Replacement: "_", Allowed: "_"},
+		"max_length too big":      {Replacement: "_", Allowed: "_", MaxLength: metric.MaxPathLen + 1},
+	} {
+		t.Run(name, func(t *testing.T) { require.Error(t, c.Validate()) })
+	}
+	require.NoError(t, decoders.DefaultPathConfig().Validate())
+}
+
+// FuzzPathSanitizer: whatever goes in, what comes out is a path Carbon
+// takes as one metric, and sanitising it again changes nothing.
+func FuzzPathSanitizer(f *testing.F) {
+	for _, s := range []string{"a.b", "a b", "a\nb 1 2", "..", "\xff", "café", "a..b.", strings.Repeat("x", 300)} {
+		f.Add(s, "_", false)
+	}
+	f.Add("a b", "", true)
+	f.Fuzz(func(t *testing.T, in, repl string, noUTF8 bool) {
+		c := decoders.DefaultPathConfig()
+		c.Replacement, c.UTF8 = repl, !noUTF8
+		if c.Validate() != nil {
+			return
+		}
+		s := decoders.NewPathSanitizer(c)
+		got, reason := s.Sanitize(in)
+		if reason != "" {
+			require.Empty(t, got)
+			return
+		}
+		require.True(t, metric.ValidPath(got), "%q -> %q", in, got)
+		require.False(t, strings.ContainsAny(got, " \t\r\n\x00*?[]{}(),"), "%q -> %q", in, got)
+		require.True(t, utf8.ValidString(got))
+		again, reason := s.Sanitize(got)
+		require.Empty(t, reason)
+		require.Equal(t, got, again, "sanitising is idempotent")
+	})
+}

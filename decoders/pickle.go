@@ -1,0 +1,762 @@
+package decoders
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/shovel-metrics/shovel/router/metric"
+)
+
+// Reasons of the carbon-pickle decoder.
+const (
+	// ReasonUnsafePickle rejects a pickle that names a global, calls or
+	// builds an object, or asks for a persistent id or an extension: the
+	// opcodes through which a pickle runs code. They are never executed.
+	ReasonUnsafePickle = "unsafe_pickle"
+	// ReasonInvalidPickle rejects a pickle that is truncated, malformed,
+	// or uses an opcode the [(path, (ts, value)), ...] shape does not need.
+	ReasonInvalidPickle = "invalid_pickle"
+)
+
+func init() {
+	Register("carbon-pickle", `Carbon pickle in Kafka (go-carbon's "pickle"): [(path, (timestamp, value)), ...]`, newPickle)
+}
+
+// PickleConfig configures the carbon-pickle decoder.
+type PickleConfig struct {
+	// MaxMessageBytes is the largest message decoded; a larger one is
+	// rejected as too_large before any parsing. Carbon's own limit is 1 MiB.
+	MaxMessageBytes int `mapstructure:"max_message_bytes"`
+	// MaxDepth is the deepest nesting of lists, tuples and marks accepted;
+	// the shape needs 3.
+	MaxDepth int `mapstructure:"max_depth"`
+	// Values says which values count as numbers.
+	Values ValueConfig `mapstructure:"values"`
+	// Sanitize configures the path sanitiser.
+	Sanitize PathConfig `mapstructure:"sanitize"`
+}
+
+// DefaultPickleConfig returns the carbon-pickle decoder's defaults.
+func DefaultPickleConfig() PickleConfig {
+	return PickleConfig{MaxMessageBytes: 1 << 20, MaxDepth: 16, Values: DefaultValueConfig(), Sanitize: DefaultPathConfig()}
+}
+
+// Validate checks the config, naming the offending key.
+func (c PickleConfig) Validate() error {
+	if c.MaxMessageBytes <= 0 {
+		return fmt.Errorf("max_message_bytes must be positive, got %d", c.MaxMessageBytes)
+	}
+	if c.MaxDepth < 3 || c.MaxDepth > 10000 {
+		return fmt.Errorf("max_depth must be between 3 and 10000, got %d", c.MaxDepth)
+	}
+	return c.Sanitize.Validate()
+}
+
+func newPickle(decode metric.DecodeConfig, _ metric.Env) (metric.Decoder, error) {
+	cfg := DefaultPickleConfig()
+	if decode != nil {
+		if err := decode(&cfg); err != nil {
+			return nil, fmt.Errorf("carbon-pickle: config: %w", err)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("carbon-pickle: %w", err)
+	}
+	return &pickleDecoder{cfg: cfg, paths: NewPathSanitizer(cfg.Sanitize)}, nil
+}
+
+// pickleDecoder decodes what Carbon's pickle receiver takes, carried in a
+// Kafka message: a pickled list of (path, (timestamp, value)) tuples, any
+// protocol from 0 to 5.
+//
+// It is not a general unpickler. It runs its own small machine over a
+// whitelist of opcodes, exactly those that can build lists, tuples,
+// strings, numbers, booleans and None (with the memo and framing that
+// picklers emit around them). Any other opcode rejects the message before
+// anything is built from it, so a pickle that names a global (GLOBAL,
+// STACK_GLOBAL, INST), calls one (REDUCE, OBJ, NEWOBJ, BUILD) or asks for
+// outside objects (PERSID, EXT*) is refused, never executed. Values are
+// references, so memo tricks cannot make the work grow faster than the
+// input; no value is walked deeper than the shape, so cycles are harmless.
+type pickleDecoder struct {
+	cfg   PickleConfig
+	paths *PathSanitizer
+}
+
+var _ metric.Decoder = (*pickleDecoder)(nil)
+
+type pkind uint8
+
+const (
+	pNone pkind = iota
+	pBool
+	pInt
+	pFloat
+	pString
+	pTuple
+	pList
+	pMark // a MARK on the stack
+)
+
+// pval is one value of the machine. Strings alias the message or a
+// scratch copy; lists are shared by pointer, as in Python, so that the memo
+// and APPEND see the same list.
+type pval struct {
+	kind  pkind
+	depth int32
+	b     bool
+	i     int64
+	f     float64
+	s     []byte
+	items []pval // tuple
+	list  *plist // list
+}
+
+type plist struct {
+	items []pval
+	depth int32
+}
+
+type pickleError struct{ reason, detail string }
+
+func pickleFail(reason, format string, args ...any) *pickleError {
+	return &pickleError{reason: reason, detail: fmt.Sprintf(format, args...)}
+}
+
+// unsafeOps names the opcodes that reach outside the pickle.
+var unsafeOps = map[byte]string{
+	'c': "GLOBAL", 0x93: "STACK_GLOBAL", 'R': "REDUCE", 'b': "BUILD", 'i': "INST", 'o': "OBJ",
+	0x81: "NEWOBJ", 0x92: "NEWOBJ_EX", 0x82: "EXT1", 0x83: "EXT2", 0x84: "EXT4", 'P': "PERSID", 'Q': "BINPERSID",
+}
+
+func (d *pickleDecoder) Decode(msg *metric.Message, out *metric.Result) (err error) {
+	if len(msg.Value) > d.cfg.MaxMessageBytes {
+		return metric.Rejectf(metric.ReasonTooLarge, "%d bytes, limit %d", len(msg.Value), d.cfg.MaxMessageBytes)
+	}
+	nSamples, nRejected := len(out.Samples), len(out.Rejected)
+	defer func() {
+		// The machine checks every index it uses; this is the last line
+		// of defence, so that no input can crash the router.
+		if r := recover(); r != nil {
+			out.Samples, out.Rejected = out.Samples[:nSamples], out.Rejected[:nRejected]
+			err = metric.Rejectf(ReasonInvalidPickle, "decoder panic: %v", r)
+		}
+	}()
+	mc := pickleMachinePool.Get().(*pickleMachine)
+	defer mc.release()
+	top, perr := d.unpickle(mc, msg.Value)
+	if perr != nil {
+		if perr.reason == ReasonTooDeep {
+			return metric.Rejectf(ReasonTooDeep, "more than %d levels", d.cfg.MaxDepth)
+		}
+		return &metric.RejectError{Reason: perr.reason, Detail: perr.detail}
+	}
+	var items []pval
+	switch top.kind {
+	case pList:
+		items = top.list.items
+	case pTuple:
+		items = top.items
+	default:
+		return metric.Rejectf(metric.ReasonBadShape, "pickle holds a %s, want a list", top.kind)
+	}
+	for i := range items {
+		d.sample(out, &items[i])
+	}
+	return nil
+}
+
+// sample turns one (path, (ts, value)) element into a sample or a rejection.
+func (d *pickleDecoder) sample(out *metric.Result, e *pval) {
+	if e.kind != pTuple || len(e.items) != 2 || e.items[0].kind != pString ||
+		e.items[1].kind != pTuple || len(e.items[1].items) != 2 {
+		path := ""
+		if e.kind == pTuple && len(e.items) > 0 && e.items[0].kind == pString {
+			path = d.paths.Builder(nil).Write(e.items[0].s).String()
+		}
+		out.Reject(path, metric.ReasonBadShape)
+		return
+	}
+	var buf [256]byte
+	b := d.paths.Builder(buf[:0]).Write(e.items[0].s)
+	if reason := b.Check(); reason != "" {
+		out.Reject(b.String(), reason)
+		return
+	}
+	tv := e.items[1].items
+	ts, reason := d.number(&tv[0], ValueConfig{NumericStrings: d.cfg.Values.NumericStrings})
+	if reason == "" && ts < 0 {
+		reason = metric.ReasonBadTimestamp
+	}
+	if reason != "" {
+		out.Reject(string(b.Bytes()), metric.ReasonBadTimestamp)
+		return
+	}
+	v, reason := d.number(&tv[1], d.cfg.Values)
+	if reason != "" {
+		out.Reject(string(b.Bytes()), reason)
+		return
+	}
+	out.Samples = append(out.Samples, metric.Sample{Path: string(b.Bytes()), Time: ts + 0, Value: v})
+}
+
+func (d *pickleDecoder) number(v *pval, policy ValueConfig) (float64, string) {
+	switch v.kind {
+	case pInt:
+		return float64(v.i), ""
+	case pFloat:
+		return finiteValue(v.f)
+	case pBool:
+		return policy.BoolValue(v.b)
+	case pNone:
+		return 0, ReasonNull
+	case pString:
+		if policy.NumericStrings {
+			return NumberText(v.s)
+		}
+	}
+	return 0, metric.ReasonNotANumber
+}
+
+func (k pkind) String() string {
+	return [...]string{"None", "bool", "int", "float", "str", "tuple", "list", "mark"}[k]
+}
+
+// unpickle runs the whitelisted machine over data and returns the value STOP leaves.
+// What it returns lives in mc until mc is released.
+func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte) (pval, *pickleError) {
+	// The machine's memory is pooled: a message costs its lists and its
+	// samples' strings, not its stack, memo and tuples.
+	var (
+		stack = mc.stack[:0]
+		marks = mc.marks[:0] // stack lengths at each MARK
+		arena = mc.arena[:0] // the items of every tuple
+		i     int
+	)
+	defer func() { mc.stack, mc.marks, mc.arena = stack, marks, arena }()
+	maxDepth := int32(d.cfg.MaxDepth)
+	need := func(n int) ([]byte, *pickleError) {
+		if n < 0 || len(data)-i < n {
+			return nil, pickleFail(ReasonInvalidPickle, "truncated at offset %d", i)
+		}
+		b := data[i : i+n : i+n]
+		i += n
+		return b, nil
+	}
+	line := func() ([]byte, *pickleError) {
+		for k := i; k < len(data); k++ {
+			if data[k] == '\n' {
+				b := data[i:k:k]
+				i = k + 1
+				return b, nil
+			}
+		}
+		return nil, pickleFail(ReasonInvalidPickle, "unterminated line at offset %d", i)
+	}
+	pop := func() (pval, *pickleError) {
+		if len(stack) == 0 || len(marks) > 0 && len(stack) <= marks[len(marks)-1] {
+			return pval{}, pickleFail(ReasonInvalidPickle, "stack underflow at offset %d", i-1)
+		}
+		v := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		return v, nil
+	}
+	popMark := func() ([]pval, *pickleError) {
+		if len(marks) == 0 {
+			return nil, pickleFail(ReasonInvalidPickle, "no mark at offset %d", i-1)
+		}
+		m := marks[len(marks)-1]
+		marks = marks[:len(marks)-1]
+		items := stack[m:len(stack):len(stack)]
+		stack = stack[:m]
+		return items, nil
+	}
+	push := func(v pval) *pickleError {
+		if v.depth > maxDepth {
+			return pickleFail(ReasonTooDeep, "")
+		}
+		stack = append(stack, v)
+		return nil
+	}
+	tuple := func(items []pval) pval {
+		// Tuples never change, so one growing arena holds them all: a
+		// tuple made before the arena moved keeps the old memory.
+		start := len(arena)
+		arena = append(arena, items...)
+		t := pval{kind: pTuple, items: arena[start:len(arena):len(arena)], depth: 1}
+		for _, it := range items {
+			t.depth = max(t.depth, it.depth+1)
+		}
+		return t
+	}
+	appendTo := func(items []pval) *pickleError {
+		l, err := pop()
+		if err != nil {
+			return err
+		}
+		if l.kind != pList {
+			return pickleFail(ReasonInvalidPickle, "append to a %s at offset %d", l.kind, i-1)
+		}
+		for _, it := range items {
+			if it.depth+1 > maxDepth {
+				return pickleFail(ReasonTooDeep, "")
+			}
+			l.list.depth = max(l.list.depth, it.depth+1)
+		}
+		l.list.items = append(l.list.items, items...)
+		l.depth = l.list.depth
+		return push(l)
+	}
+	memoPut := func(k uint64) *pickleError {
+		if len(stack) == 0 {
+			return pickleFail(ReasonInvalidPickle, "memo put on an empty stack at offset %d", i-1)
+		}
+		mc.put(k, stack[len(stack)-1])
+		return nil
+	}
+	memoGet := func(k uint64) *pickleError {
+		v, ok := mc.get(k)
+		if !ok {
+			return pickleFail(ReasonInvalidPickle, "memo key %d missing at offset %d", k, i-1)
+		}
+		return push(v)
+	}
+	str := func(s []byte) *pickleError { return push(pval{kind: pString, s: s}) }
+
+	for i < len(data) {
+		op := data[i]
+		i++
+		var err *pickleError
+		switch op {
+		case 0x80: // PROTO
+			var b []byte
+			if b, err = need(1); err == nil && b[0] > 5 {
+				err = pickleFail(ReasonInvalidPickle, "protocol %d", b[0])
+			}
+		case 0x95: // FRAME: the data must hold it, as Python's reader checks
+			var b []byte
+			if b, err = need(8); err == nil && binary.LittleEndian.Uint64(b) > uint64(len(data)-i) {
+				err = pickleFail(ReasonInvalidPickle, "frame longer than the data at offset %d", i-9)
+			}
+		case '.': // STOP
+			if len(stack) != 1 || len(marks) != 0 {
+				return pval{}, pickleFail(ReasonInvalidPickle, "STOP with %d values and %d marks on the stack", len(stack), len(marks))
+			}
+			if i != len(data) {
+				return pval{}, pickleFail(ReasonInvalidPickle, "%d bytes after STOP", len(data)-i)
+			}
+			return stack[0], nil
+		case '(': // MARK
+			if len(marks) >= int(maxDepth) {
+				return pval{}, pickleFail(ReasonTooDeep, "")
+			}
+			marks = append(marks, len(stack))
+		case ']': // EMPTY_LIST
+			err = push(pval{kind: pList, list: &plist{depth: 1}, depth: 1})
+		case 'l': // LIST
+			var items []pval
+			if items, err = popMark(); err == nil {
+				t := tuple(items)
+				err = push(pval{kind: pList, list: &plist{items: t.items, depth: t.depth}, depth: t.depth})
+			}
+		case 'a': // APPEND
+			var v pval
+			if v, err = pop(); err == nil {
+				one := [1]pval{v}
+				err = appendTo(one[:])
+			}
+		case 'e': // APPENDS
+			var items []pval
+			if items, err = popMark(); err == nil {
+				// items lie just above the list on the stack: appendTo
+				// pops the list and pushes it back, below them.
+				err = appendTo(items)
+			}
+		case ')': // EMPTY_TUPLE
+			err = push(pval{kind: pTuple, depth: 1})
+		case 't': // TUPLE
+			var items []pval
+			if items, err = popMark(); err == nil {
+				err = push(tuple(items))
+			}
+		case 0x85, 0x86, 0x87: // TUPLE1, TUPLE2, TUPLE3
+			n := int(op - 0x84)
+			if len(stack) < n || len(marks) > 0 && len(stack)-n < marks[len(marks)-1] {
+				err = pickleFail(ReasonInvalidPickle, "stack underflow at offset %d", i-1)
+				break
+			}
+			t := tuple(stack[len(stack)-n:])
+			stack = stack[:len(stack)-n]
+			err = push(t)
+		case 'N':
+			err = push(pval{kind: pNone})
+		case 0x88, 0x89: // NEWTRUE, NEWFALSE
+			err = push(pval{kind: pBool, b: op == 0x88})
+		case 'I': // INT, with protocol 0's booleans
+			var b []byte
+			if b, err = line(); err != nil {
+				break
+			}
+			switch string(b) {
+			case "01":
+				err = push(pval{kind: pBool, b: true})
+			case "00":
+				err = push(pval{kind: pBool, b: false})
+			default:
+				n, perr := strconv.ParseInt(string(b), 10, 64)
+				if perr != nil {
+					f, ferr := strconv.ParseFloat(string(b), 64)
+					if ferr != nil || !isInteger(b) {
+						err = pickleFail(ReasonInvalidPickle, "bad INT at offset %d", i)
+						break
+					}
+					err = push(pval{kind: pFloat, f: f})
+					break
+				}
+				err = push(pval{kind: pInt, i: n})
+			}
+		case 'J': // BININT
+			var b []byte
+			if b, err = need(4); err == nil {
+				err = push(pval{kind: pInt, i: int64(int32(binary.LittleEndian.Uint32(b)))})
+			}
+		case 'K': // BININT1
+			var b []byte
+			if b, err = need(1); err == nil {
+				err = push(pval{kind: pInt, i: int64(b[0])})
+			}
+		case 'M': // BININT2
+			var b []byte
+			if b, err = need(2); err == nil {
+				err = push(pval{kind: pInt, i: int64(binary.LittleEndian.Uint16(b))})
+			}
+		case 'L': // LONG: decimal, with Python 2's L suffix
+			var b []byte
+			if b, err = line(); err != nil {
+				break
+			}
+			if n := len(b); n > 0 && b[n-1] == 'L' {
+				b = b[:n-1]
+			}
+			if !isInteger(b) {
+				err = pickleFail(ReasonInvalidPickle, "bad LONG at offset %d", i)
+				break
+			}
+			f, _ := strconv.ParseFloat(string(b), 64) // may be ±Inf: a number, not finite
+			err = push(pval{kind: pFloat, f: f})
+		case 0x8a, 0x8b: // LONG1, LONG4: little-endian two's complement
+			var b []byte
+			size := 1
+			if op == 0x8b {
+				size = 4
+			}
+			if b, err = need(size); err != nil {
+				break
+			}
+			n := int(b[0])
+			if op == 0x8b {
+				n = int(binary.LittleEndian.Uint32(b))
+			}
+			if b, err = need(n); err == nil {
+				err = push(pval{kind: pFloat, f: longValue(b)})
+			}
+		case 'F': // FLOAT
+			var b []byte
+			if b, err = line(); err != nil {
+				break
+			}
+			f, perr := strconv.ParseFloat(string(b), 64)
+			if errors.Is(perr, strconv.ErrSyntax) {
+				err = pickleFail(ReasonInvalidPickle, "bad FLOAT at offset %d", i)
+				break
+			}
+			err = push(pval{kind: pFloat, f: f})
+		case 'G': // BINFLOAT
+			var b []byte
+			if b, err = need(8); err == nil {
+				err = push(pval{kind: pFloat, f: math.Float64frombits(binary.BigEndian.Uint64(b))})
+			}
+		case 'S': // STRING: a Python 2 repr
+			var b []byte
+			if b, err = line(); err != nil {
+				break
+			}
+			s, ok := unrepr(b)
+			if !ok {
+				err = pickleFail(ReasonInvalidPickle, "bad STRING at offset %d", i)
+				break
+			}
+			err = str(s)
+		case 'V': // UNICODE: raw-unicode-escape
+			var b []byte
+			if b, err = line(); err == nil {
+				err = str(rawUnicodeEscape(b))
+			}
+		case 'T', 'X', 'B': // BINSTRING, BINUNICODE, BINBYTES: 4-byte length
+			var b []byte
+			if b, err = need(4); err == nil {
+				if b, err = need(int(binary.LittleEndian.Uint32(b))); err == nil {
+					err = str(b)
+				}
+			}
+		case 'U', 0x8c, 'C': // SHORT_BINSTRING, SHORT_BINUNICODE, SHORT_BINBYTES: 1-byte length
+			var b []byte
+			if b, err = need(1); err == nil {
+				if b, err = need(int(b[0])); err == nil {
+					err = str(b)
+				}
+			}
+		case 0x8d, 0x8e: // BINUNICODE8, BINBYTES8: 8-byte length
+			var b []byte
+			if b, err = need(8); err == nil {
+				n := binary.LittleEndian.Uint64(b)
+				if n > uint64(len(data)) {
+					err = pickleFail(ReasonInvalidPickle, "truncated at offset %d", i)
+					break
+				}
+				if b, err = need(int(n)); err == nil {
+					err = str(b)
+				}
+			}
+		case 'p', 'g': // PUT, GET: decimal index
+			var b []byte
+			if b, err = line(); err != nil {
+				break
+			}
+			k, perr := strconv.ParseUint(string(b), 10, 64)
+			if perr != nil {
+				err = pickleFail(ReasonInvalidPickle, "bad memo index at offset %d", i)
+				break
+			}
+			if op == 'p' {
+				err = memoPut(k)
+			} else {
+				err = memoGet(k)
+			}
+		case 'q', 'h': // BINPUT, BINGET
+			var b []byte
+			if b, err = need(1); err != nil {
+				break
+			}
+			if op == 'q' {
+				err = memoPut(uint64(b[0]))
+			} else {
+				err = memoGet(uint64(b[0]))
+			}
+		case 'r', 'j': // LONG_BINPUT, LONG_BINGET
+			var b []byte
+			if b, err = need(4); err != nil {
+				break
+			}
+			if op == 'r' {
+				err = memoPut(uint64(binary.LittleEndian.Uint32(b)))
+			} else {
+				err = memoGet(uint64(binary.LittleEndian.Uint32(b)))
+			}
+		case 0x94: // MEMOIZE
+			err = memoPut(uint64(mc.memoLen))
+		default:
+			if name, bad := unsafeOps[op]; bad {
+				return pval{}, pickleFail(ReasonUnsafePickle, "%s opcode at offset %d", name, i-1)
+			}
+			return pval{}, pickleFail(ReasonInvalidPickle, "opcode %s at offset %d not allowed", strconv.QuoteRune(rune(op)), i-1)
+		}
+		if err != nil {
+			return pval{}, err
+		}
+	}
+	return pval{}, pickleFail(ReasonInvalidPickle, "no STOP")
+}
+
+// pickleMachine is the reusable memory of one unpickle call.
+type pickleMachine struct {
+	stack, arena []pval
+	marks        []int
+	memo         []pval // memo keys below maxDenseMemo, as picklers number them
+	memoSet      []bool
+	memoLen      int // entries in the memo, for MEMOIZE
+	memoSparse   map[uint64]pval
+}
+
+// maxDenseMemo bounds the memo kept in a slice; larger keys, which no
+// pickler writes but a hostile pickle may, go to a map.
+const maxDenseMemo = 1 << 16
+
+var pickleMachinePool = sync.Pool{New: func() any { return new(pickleMachine) }}
+
+func (m *pickleMachine) put(k uint64, v pval) {
+	if k < maxDenseMemo {
+		for uint64(len(m.memo)) <= k {
+			m.memo, m.memoSet = append(m.memo, pval{}), append(m.memoSet, false)
+		}
+		if !m.memoSet[k] {
+			m.memoLen++
+		}
+		m.memo[k], m.memoSet[k] = v, true
+		return
+	}
+	if m.memoSparse == nil {
+		m.memoSparse = map[uint64]pval{}
+	}
+	if _, ok := m.memoSparse[k]; !ok {
+		m.memoLen++
+	}
+	m.memoSparse[k] = v
+}
+
+func (m *pickleMachine) get(k uint64) (pval, bool) {
+	if k < uint64(len(m.memo)) && m.memoSet[k] {
+		return m.memo[k], true
+	}
+	v, ok := m.memoSparse[k]
+	return v, ok
+}
+
+// release clears what refers to the message and returns m to the pool.
+func (m *pickleMachine) release() {
+	clear(m.stack[:cap(m.stack)])
+	clear(m.arena[:cap(m.arena)])
+	clear(m.memo)
+	clear(m.memoSet)
+	m.memo, m.memoSet, m.memoLen, m.memoSparse = m.memo[:0], m.memoSet[:0], 0, nil
+	if cap(m.arena) > 1<<16 || cap(m.stack) > 1<<16 || cap(m.memo) > 1<<12 {
+		return // a huge message: let its memory go
+	}
+	pickleMachinePool.Put(m)
+}
+
+func isInteger(b []byte) bool {
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// longValue is the little-endian two's complement integer b as a float64.
+func longValue(b []byte) float64 {
+	if len(b) == 0 {
+		return 0
+	}
+	var f float64
+	for k := len(b) - 1; k >= 0; k-- {
+		f = f*256 + float64(b[k])
+	}
+	if b[len(b)-1]&0x80 != 0 {
+		f -= math.Pow(256, float64(len(b)))
+	}
+	return f
+}
+
+// unrepr reads a Python 2 string repr: 'abc' or "abc" with backslash
+// escapes (\\ \' \" \n \r \t \a \b \f \v \xNN \NNN).
+func unrepr(b []byte) ([]byte, bool) {
+	if len(b) < 2 || b[0] != b[len(b)-1] || b[0] != '\'' && b[0] != '"' {
+		return nil, false
+	}
+	b = b[1 : len(b)-1]
+	k := 0
+	for k < len(b) && b[k] != '\\' {
+		k++
+	}
+	if k == len(b) {
+		return b, true
+	}
+	out := append(make([]byte, 0, len(b)), b[:k]...)
+	for ; k < len(b); k++ {
+		c := b[k]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		if k++; k >= len(b) {
+			return nil, false
+		}
+		switch c = b[k]; c {
+		case '\\', '\'', '"':
+			out = append(out, c)
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'a':
+			out = append(out, 7)
+		case 'b':
+			out = append(out, 8)
+		case 'f':
+			out = append(out, 12)
+		case 'v':
+			out = append(out, 11)
+		case 'x':
+			if k+2 >= len(b) {
+				return nil, false
+			}
+			v, err := strconv.ParseUint(string(b[k+1:k+3]), 16, 8)
+			if err != nil {
+				return nil, false
+			}
+			out = append(out, byte(v))
+			k += 2
+		default:
+			if c < '0' || c > '7' {
+				return nil, false
+			}
+			v, n := 0, 0
+			for n < 3 && k+n < len(b) && b[k+n] >= '0' && b[k+n] <= '7' {
+				v = v*8 + int(b[k+n]-'0')
+				n++
+			}
+			out = append(out, byte(v))
+			k += n - 1
+		}
+	}
+	return out, true
+}
+
+// rawUnicodeEscape decodes Python's raw-unicode-escape: \uXXXX and
+// \UXXXXXXXX escapes, other bytes Latin-1.
+func rawUnicodeEscape(b []byte) []byte {
+	ascii := true
+	for _, c := range b {
+		if c == '\\' || c >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	for k := 0; k < len(b); k++ {
+		c := b[k]
+		if c == '\\' && k+1 < len(b) && (b[k+1] == 'u' || b[k+1] == 'U') {
+			n := 4
+			if b[k+1] == 'U' {
+				n = 8
+			}
+			if k+2+n <= len(b) {
+				if v, err := strconv.ParseUint(string(b[k+2:k+2+n]), 16, 32); err == nil {
+					out = utf8.AppendRune(out, rune(v))
+					k += 1 + n
+					continue
+				}
+			}
+		}
+		out = utf8.AppendRune(out, rune(c))
+	}
+	return out
+}

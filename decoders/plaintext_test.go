@@ -1,0 +1,88 @@
+package decoders_test
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shovel-metrics/shovel/decoders"
+	"github.com/shovel-metrics/shovel/router/metric"
+)
+
+func TestPlaintextGolden(t *testing.T) {
+	testGolden(t, newDecoder[decoders.PlaintextConfig](t, "carbon-plaintext", nil), "plaintext", ".txt")
+}
+
+func TestPlaintextLimits(t *testing.T) {
+	dec := newDecoder[decoders.PlaintextConfig](t, "carbon-plaintext", func(c *decoders.PlaintextConfig) { c.MaxLines = 2 })
+	var out metric.Result
+	err := dec.Decode(&metric.Message{Value: []byte("a 1 1\nb 1 1\nc 1 1\n")}, &out)
+	require.Equal(t, metric.ReasonTooLarge, metric.ReasonOf(err))
+
+	dec = newDecoder[decoders.PlaintextConfig](t, "carbon-plaintext", nil)
+	err = dec.Decode(&metric.Message{Value: bytes.Repeat([]byte("a 1 1\n"), 1<<20/6+1)}, &out)
+	require.Equal(t, metric.ReasonTooLarge, metric.ReasonOf(err))
+	require.Empty(t, out.Samples)
+
+	dec = newDecoder[decoders.PlaintextConfig](t, "carbon-plaintext", func(c *decoders.PlaintextConfig) { c.MissingTimestamp = "receive_time" })
+	require.NoError(t, dec.Decode(&metric.Message{Value: []byte("a 1"), Timestamp: goldenReceiveTime}, &out))
+	require.Equal(t, []metric.Sample{{Path: "a", Time: 1700000000, Value: 1}}, out.Samples)
+}
+
+func FuzzPlaintext(f *testing.F) {
+	for _, in := range goldenFiles(f, "plaintext", ".txt") {
+		f.Add(readFile(f, in))
+	}
+	dec := newDecoder[decoders.PlaintextConfig](f, "carbon-plaintext", nil)
+	f.Fuzz(func(t *testing.T, value []byte) {
+		var out metric.Result
+		err := dec.Decode(&metric.Message{Value: value, Timestamp: goldenReceiveTime}, &out)
+		checkInvariants(t, out, err)
+		// Every kept line gives one sample or one rejection.
+		lines := 0
+		for _, l := range strings.Split(string(value), "\n") {
+			if strings.Trim(strings.TrimSuffix(l, "\r"), " \t") != "" {
+				lines++
+			}
+		}
+		if err == nil {
+			require.Equal(t, lines, len(out.Samples)+len(out.Rejected))
+		}
+	})
+}
+
+// checkInvariants is what every decoder promises for any input: a
+// whole-message error is a *metric.RejectError and comes alone; every
+// sample has a path Carbon accepts and finite, non-negative numbers.
+func checkInvariants(t *testing.T, out metric.Result, err error) {
+	t.Helper()
+	if err != nil {
+		var re *metric.RejectError
+		require.ErrorAs(t, err, &re)
+		require.NotEmpty(t, re.Reason)
+		require.Empty(t, out.Samples, "samples and a whole-message error")
+		require.Empty(t, out.Rejected, "rejections and a whole-message error")
+	}
+	for _, s := range out.Samples {
+		require.True(t, metric.ValidPath(s.Path), "path %q", s.Path)
+		require.NotContains(t, s.Path, "..")
+		require.False(t, math.IsInf(s.Value, 0) || math.IsNaN(s.Value), "sample %+v", s)
+		require.False(t, math.IsInf(s.Time, 0) || math.IsNaN(s.Time) || s.Time < 0, "sample %+v", s)
+	}
+	for _, r := range out.Rejected {
+		require.NotEmpty(t, r.Reason)
+		require.NotContains(t, r.Reason, " ")
+	}
+}
+
+func BenchmarkPlaintext(b *testing.B) {
+	var msg strings.Builder
+	for i := range 10 {
+		fmt.Fprintf(&msg, "voltha.olt%d.port%d.metric_%d %d.5 %d\n", i%3, i%2, i, i*10, 1480000000+i)
+	}
+	benchDecoder(b, newDecoder[decoders.PlaintextConfig](b, "carbon-plaintext", nil), &metric.Message{Value: []byte(msg.String())})
+}
