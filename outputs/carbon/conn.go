@@ -123,10 +123,16 @@ type Conn struct {
 	conn     net.Conn // nil while disconnected
 	peer     string   // the address conn was dialled at
 	closed   bool
-	failures int       // failed dials since the last success
-	retryAt  time.Time // no dial before this
-	lastErr  *connError
-	out      outage
+	failures int // failed dials since the last success
+	hung     int // writes that failed since one was acknowledged
+
+	// Used by Write only (one caller at a time): see waitAcked.
+	probe     *ackProbe
+	probeConn net.Conn
+	ackTimer  *time.Timer
+	retryAt   time.Time // no dial before this
+	lastErr   *connError
+	out       outage
 }
 
 // outage is what a Conn remembers about a period without a connection, to
@@ -248,12 +254,18 @@ func (c *Conn) Write(ctx context.Context, p []byte) error {
 		})
 	}
 	_, werr := conn.Write(p)
+	if werr == nil {
+		werr = c.waitAcked(ctx, conn, deadline)
+	}
 	if unwatch != nil && !unwatch() {
 		// Let the callback finish before the next Write sets a deadline
 		// that it could otherwise overwrite.
 		<-aborted
 	}
 	if werr == nil {
+		c.mu.Lock()
+		c.hung = 0
+		c.mu.Unlock()
 		return nil
 	}
 
@@ -456,8 +468,48 @@ func (c *Conn) drop(conn net.Conn, err *connError, backoff bool) {
 		return
 	}
 	c.lastErr = err
-	c.retryAt = c.now().Add(backoffDelay(1, c.cfg.ReconnectMin, c.cfg.ReconnectMax))
+	// A Carbon that accepts connections but stops reading makes every
+	// connection's writes time out: back off further each time, rather than
+	// redial at the minimum delay forever.
+	c.hung++
+	c.retryAt = c.now().Add(backoffDelay(c.hung, c.cfg.ReconnectMin, c.cfg.ReconnectMax))
 	c.outageStarts("lost connection to carbon", err)
+}
+
+// waitAcked returns once the peer has acknowledged every byte written to
+// conn, or fails at the deadline. Only then does a write count as
+// delivered: bytes still in this side's send buffer are discarded when a
+// hung connection is closed, and their messages must not be committed. It
+// also makes a Carbon that stops reading stop the stream, as its TCP
+// window closes, instead of absorbing a socket buffer per reconnect.
+// Write is called by one goroutine at a time, so the probe and timer are
+// reused without locking.
+func (c *Conn) waitAcked(ctx context.Context, conn net.Conn, deadline time.Time) error {
+	if c.probeConn != conn { // once per connection, so that writes allocate nothing
+		c.probe, c.probeConn = newAckProbe(conn), conn
+		if c.ackTimer == nil {
+			c.ackTimer = time.NewTimer(time.Hour)
+			c.ackTimer.Stop()
+		}
+	}
+	pause := 20 * time.Microsecond
+	for {
+		n, ok := c.probe.unacked()
+		if !ok || n == 0 {
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("%d bytes not acknowledged by carbon: %w", n, os.ErrDeadlineExceeded)
+		}
+		c.ackTimer.Reset(min(pause, time.Until(deadline)))
+		select {
+		case <-ctx.Done():
+			c.ackTimer.Stop()
+			return ctx.Err()
+		case <-c.ackTimer.C:
+		}
+		pause = min(2*pause, 5*time.Millisecond)
+	}
 }
 
 // dialFailed schedules the next dial. Called with c.mu held.
@@ -541,7 +593,14 @@ type connError struct {
 func (e *connError) Error() string { return e.prefix + ": " + e.detail() }
 
 // detail is the error without its prefix, for log lines already scoped to the output.
-func (e *connError) detail() string { return e.op + " " + e.addr + ": " + causeText(e.err) }
+func (e *connError) detail() string {
+	if e.op == "resolve" {
+		// The resolver's own error names the service and Consul's address,
+		// which is what an operator needs; its net error is not ours to trim.
+		return e.op + " " + e.addr + ": " + e.err.Error()
+	}
+	return e.op + " " + e.addr + ": " + causeText(e.err)
+}
 
 func (e *connError) Unwrap() []error {
 	if e.down {
