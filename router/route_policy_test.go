@@ -121,3 +121,14 @@ func TestDeadLetters(t *testing.T) {
 	<-waited
 	require.EqualValues(t, 3, r.Stats().Snapshot().DeadLetters)
 }
+
+func TestRewrittenPathsAreCheckedToo(t *testing.T) {
+	all, _ := NewMatch("", "", nil)
+	h := newHarness(t, []Route{{Match: all, Decoder: lineDecoder{}, DecoderName: "lines", Outputs: []string{"a"},
+		Rules: []Rule{{Rewrite: &Rewrite{Match: `^evil\.`, Replace: "x y\nz."}}}}},
+		[]OutputConfig{fastOutput("a")})
+	h.send(t, "t", "evil.cpu 1 100\nfine.cpu 2 100")
+	h.waitAcked(t, 1)
+	require.Equal(t, []metric.Sample{{Path: "fine.cpu", Value: 2, Time: 100}}, h.outs["a"].samples())
+	require.Equal(t, map[RejectKey]uint64{{"lines", metric.ReasonBadPath, true}: 1}, h.r.Stats().Snapshot().Rejects)
+}

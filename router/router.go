@@ -304,7 +304,9 @@ func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Messa
 	for _, rj := range res.Rejected {
 		r.reject(msg, rt.DecoderName, rj.Reason, "sample dropped", &rj)
 	}
-	samples := applyRules(rt.Rules, r.checkSamples(msg, rt.DecoderName, res.Samples))
+	// Rules first: a rewrite can make a path unsafe, and every path must be
+	// checked as it will be written.
+	samples := r.checkSamples(msg, rt.DecoderName, applyRules(rt.Rules, res.Samples))
 	if len(samples) == 0 {
 		return nil
 	}
