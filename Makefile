@@ -19,9 +19,11 @@ build: ## build bin/shovel (cgo: confluent-kafka-go bundles librdkafka)
 # The integration tests start a Kafka-protocol broker (kfake) in-process and
 # the real carbon-cache from Debian's graphite-carbon (.ci/run installs it);
 # without carbon-cache they skip, except under CI=true where they fail.
-test: lint ## vet, then run every test, integration tests included
+test: lint ## vet, every test (integration included), fuzz regression, benchmark smoke run
 	$(GO) test -count=1 -race -timeout 15m ./...
 	$(MAKE) fuzz FUZZTIME=5s
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./decoders/... ./outputs/... ./router/ > /dev/null
+	$(MAKE) bench-smoke
 
 test-short: ## unit tests only: no broker, no carbon-cache
 	$(GO) test -short -count=1 ./...
@@ -44,3 +46,30 @@ run: build ## run the router on the built-in default config (configs/shovel.yaml
 
 clean: ## remove build output
 	rm -rf bin
+
+.PHONY: demo
+demo: build ## run everything in one process: embedded Kafka, KPI publisher, router; samples on stdout and into Carbon on localhost
+	$(BIN) demo
+
+# Benchmarks (BENCHMARKS.md). BENCH_FLAGS goes to the end-to-end harness,
+# e.g. BENCH_FLAGS='-partitions 1,4,8 -X fetch.queue.backoff.ms=10'.
+BENCH_BIN   := bin/shovel-bench
+BENCH_FLAGS ?=
+.PHONY: bench bench-smoke bench-harness
+
+bench-harness:
+	CGO_ENABLED=1 $(GO) build -o $(BENCH_BIN) ./cmd/shovel-bench
+
+bench: build bench-harness ## Go micro-benchmarks (-benchmem), then the end-to-end harness: 1M messages through bin/shovel (BENCH_FLAGS=...)
+	$(GO) test -run '^$$' -bench . -benchmem ./decoders/... ./outputs/... ./router/... ./cmd/shovel-bench/
+	$(BENCH_BIN) -shovel $(BIN) $(BENCH_FLAGS)
+
+bench-smoke: build bench-harness ## tiny end-to-end run (20 000 messages, 5% bad): fails only on missing or wrong samples
+	$(BENCH_BIN) -shovel $(BIN) -messages 20000 -bad 0.05 -idle 30s
+
+# How long `make soak` runs, as a Go duration.
+SOAKTIME ?= 3m
+
+.PHONY: soak
+soak: ## soak test: steady flow, 1% bad messages, Carbon restarted every 30s; fails on loss or growth (SOAKTIME=3m)
+	SHOVEL_SOAK=1 SHOVEL_SOAK_DURATION=$(SOAKTIME) $(GO) test -count=1 -run '^TestSoak$$' -timeout 60m -v ./cmd/shovel
