@@ -365,14 +365,24 @@ func knownKeys(t reflect.Type, key string) []string {
 	if t.Kind() != reflect.Struct {
 		return nil
 	}
+	names := tagNames(t)
+	sort.Strings(names)
+	return names
+}
+
+// tagNames lists a struct's mapstructure keys, those of squashed embedded
+// structs included (plugins share keys that way).
+func tagNames(t reflect.Type) []string {
 	var names []string
 	for i := 0; i < t.NumField(); i++ {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("mapstructure"), ",")
-		if name != "" && name != "-" {
+		name, opts, _ := strings.Cut(t.Field(i).Tag.Get("mapstructure"), ",")
+		switch {
+		case opts == "squash" && deref(t.Field(i).Type).Kind() == reflect.Struct:
+			names = append(names, tagNames(deref(t.Field(i).Type))...)
+		case name != "" && name != "-":
 			names = append(names, name)
 		}
 	}
-	sort.Strings(names)
 	return names
 }
 
@@ -385,7 +395,13 @@ func deref(t reflect.Type) reflect.Type {
 
 func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
 	for i := 0; i < t.NumField(); i++ {
-		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("mapstructure"), ",")
+		tag, opts, _ := strings.Cut(t.Field(i).Tag.Get("mapstructure"), ",")
+		if opts == "squash" && deref(t.Field(i).Type).Kind() == reflect.Struct {
+			if f, ok := fieldByTag(deref(t.Field(i).Type), name); ok {
+				return f, true
+			}
+			continue
+		}
 		if tag == name {
 			return t.Field(i), true
 		}

@@ -17,11 +17,13 @@ import (
 
 func TestCarbonPickleConfig(t *testing.T) {
 	require.Equal(t, CarbonPickleConfig{
-		ConnectTimeout: 5 * time.Second,
-		WriteTimeout:   10 * time.Second,
-		ReconnectMin:   100 * time.Millisecond,
-		ReconnectMax:   30 * time.Second,
-		MaxFrameBytes:  carbon.DefaultPickleFrame,
+		CarbonConfig: CarbonConfig{
+			ConnectTimeout: 5 * time.Second,
+			WriteTimeout:   10 * time.Second,
+			ReconnectMin:   100 * time.Millisecond,
+			ReconnectMax:   30 * time.Second,
+		},
+		MaxFrameBytes: carbon.DefaultPickleFrame,
 	}, NewCarbonPickleConfig())
 
 	resolver := metric.Env{Resolver: fakeResolver{}}

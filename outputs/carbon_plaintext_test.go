@@ -16,10 +16,12 @@ import (
 
 func TestCarbonPlaintextConfig(t *testing.T) {
 	require.Equal(t, CarbonPlaintextConfig{
-		ConnectTimeout: 5 * time.Second,
-		WriteTimeout:   10 * time.Second,
-		ReconnectMin:   100 * time.Millisecond,
-		ReconnectMax:   30 * time.Second,
+		CarbonConfig: CarbonConfig{
+			ConnectTimeout: 5 * time.Second,
+			WriteTimeout:   10 * time.Second,
+			ReconnectMin:   100 * time.Millisecond,
+			ReconnectMax:   30 * time.Second,
+		},
 	}, NewCarbonPlaintextConfig())
 
 	tests := []struct {
