@@ -126,30 +126,12 @@ func New(cfg Config, log *slog.Logger) (*Consumer, error) {
 		return nil, fmt.Errorf("kafka: create consumer for %s: %w", cfg.Brokers, err)
 	}
 	k := &Consumer{c: c, cfg: cfg, log: log, trackers: map[partKey]*partTracker{}, logsDone: make(chan struct{}), lag: lag}
-	go k.forwardLogs()
+	go forwardLogs(k.c.Logs(), k.log, k.logsDone)
 	if err := c.SubscribeTopics(cfg.Topics, k.rebalance); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("kafka: subscribe to %s: %w", strings.Join(cfg.Topics, ","), err)
 	}
 	return k, nil
-}
-
-// forwardLogs sends librdkafka's own log lines to slog, so an operator
-// sees one log stream.
-func (k *Consumer) forwardLogs() {
-	defer close(k.logsDone)
-	for ev := range k.c.Logs() {
-		lvl := slog.LevelDebug
-		switch {
-		case ev.Level <= 3:
-			lvl = slog.LevelError
-		case ev.Level == 4:
-			lvl = slog.LevelWarn
-		case ev.Level <= 6:
-			lvl = slog.LevelInfo
-		}
-		k.log.Log(context.Background(), lvl, ev.Message, "source", "librdkafka", "tag", ev.Tag)
-	}
 }
 
 // rebalance runs inside Poll. On revocation it stores and commits what was

@@ -58,25 +58,9 @@ func NewProducer(cfg ProducerConfig, log *slog.Logger) (*Producer, error) {
 		return nil, fmt.Errorf("kafka producer: create for %s: %w", cfg.Brokers, err)
 	}
 	k := &Producer{p: p, brokers: cfg.Brokers, log: log, logsDone: make(chan struct{}), evDone: make(chan struct{})}
-	go k.forwardLogs()
+	go forwardLogs(k.p.Logs(), k.log, k.logsDone)
 	go k.drainEvents()
 	return k, nil
-}
-
-func (k *Producer) forwardLogs() {
-	defer close(k.logsDone)
-	for ev := range k.p.Logs() {
-		lvl := slog.LevelDebug
-		switch {
-		case ev.Level <= 3:
-			lvl = slog.LevelError
-		case ev.Level == 4:
-			lvl = slog.LevelWarn
-		case ev.Level <= 6:
-			lvl = slog.LevelInfo
-		}
-		k.log.Log(context.Background(), lvl, ev.Message, "source", "librdkafka", "tag", ev.Tag)
-	}
 }
 
 // drainEvents reads the producer's event channel, where librdkafka reports
