@@ -122,6 +122,8 @@ type Router struct {
 	abortOnce sync.Once
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	injectMu  sync.RWMutex // Inject holds it for reading; Close marks closed under it
+	closed    bool
 }
 
 type compiledRoute struct {
@@ -440,6 +442,13 @@ func excerpt(b []byte, n int) string {
 // them: an output whose queue is full skips them rather than hold anything
 // up, and Inject reports which ones did.
 func (r *Router) Inject(outputs []string, samples []metric.Sample) error {
+	// Inject may race with Close (a reporter holding a generation that a
+	// reload is retiring): the read lock keeps the queues open meanwhile.
+	r.injectMu.RLock()
+	defer r.injectMu.RUnlock()
+	if r.closed {
+		return errors.New("router: inject: closed")
+	}
 	d := &delivery{samples: samples, group: &ackGroup{done: func() {}}}
 	var skipped []string
 	for _, name := range outputs {
@@ -490,6 +499,9 @@ func (r *Router) Readiness() map[string]string {
 func (r *Router) Close(ctx context.Context) error {
 	var errs []error
 	r.closeOnce.Do(func() {
+		r.injectMu.Lock()
+		r.closed = true
+		r.injectMu.Unlock()
 		for _, s := range r.order {
 			s.close()
 		}

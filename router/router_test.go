@@ -449,3 +449,19 @@ func TestInjectNeverBlocks(t *testing.T) {
 	close(blocked.gate)
 	require.NoError(t, r.Close(context.Background()))
 }
+
+func TestInjectRacingClose(t *testing.T) {
+	r, err := New(Config{Outputs: []OutputConfig{{Name: "a", Output: &memOutput{}, BatchSize: 1, FlushInterval: time.Millisecond}}})
+	require.NoError(t, err)
+	r.Start(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 1000; i++ {
+			_ = r.Inject([]string{"a"}, []metric.Sample{{Path: "x", Value: 1, Time: 1}})
+		}
+	}()
+	require.NoError(t, r.Close(context.Background()))
+	<-done // no send on a closed queue
+	require.ErrorContains(t, r.Inject([]string{"a"}, nil), "closed")
+}

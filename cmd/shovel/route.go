@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"reflect"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -160,7 +161,10 @@ func route(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go func() {
+	// The reloader and the self-metrics reporter use the routers: they must
+	// be done before the routers close.
+	var helpers sync.WaitGroup
+	helpers.Go(func() {
 		for {
 			select {
 			case <-ctx.Done():
@@ -169,13 +173,13 @@ func route(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 				reload(ctx, cfg, load, sw, opts, log)
 			}
 		}
-	}()
-
+	})
 	if sm := cfg.SelfMetrics; sm.Interval > 0 {
-		go reportSelf(ctx, reg, sw, sm.Interval, cfg.SelfMetricsPrefix(), sm.Outputs, log)
+		helpers.Go(func() { reportSelf(ctx, reg, sw, sm.Interval, cfg.SelfMetricsPrefix(), sm.Outputs, log) })
 	}
 
 	runErr := consumer.Run(ctx, sw.Handle)
+	helpers.Wait()
 	log.Info("shutting down: flushing outputs", "deadline", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
