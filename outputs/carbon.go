@@ -87,8 +87,9 @@ type carbonOutput struct {
 }
 
 var (
-	_ metric.Output       = (*carbonOutput)(nil)
-	_ metric.Connectivity = (*carbonOutput)(nil)
+	_ metric.Output           = (*carbonOutput)(nil)
+	_ metric.Connectivity     = (*carbonOutput)(nil)
+	_ metric.ReconnectCounter = (*carbonOutput)(nil)
 )
 
 // newCarbonOutput builds an output from a validated config: the TLS files
@@ -126,6 +127,9 @@ func (o *carbonOutput) Write(ctx context.Context, samples []metric.Sample) error
 }
 
 func (o *carbonOutput) Close() error { return o.cluster.Close() }
+
+// Reconnects feeds shovel_output_reconnects_total.
+func (o *carbonOutput) Reconnects() uint64 { return o.cluster.Reconnects() }
 
 // Connected tells /readyz whether the destinations can be reached now.
 func (o *carbonOutput) Connected() bool { return o.cluster.Connected() }

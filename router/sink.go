@@ -107,7 +107,7 @@ func newSink(oc OutputConfig, fallbacks []string, outs map[string]*guardedOutput
 		s.fallbacks = append(s.fallbacks, outs[fb])
 	}
 	var err error
-	s.stats, err = stats.forOutput(oc.Name, fallbacks, func() float64 { return float64(len(s.in)) })
+	s.stats, err = stats.forOutput(oc.Name, oc.Output, fallbacks, func() float64 { return float64(len(s.in)) })
 	return s, err
 }
 

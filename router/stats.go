@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shovel-metrics/shovel/router/metric"
 )
 
 // Stats counts what the router does, twice over: plain atomic counters for
@@ -28,8 +30,8 @@ type Stats struct {
 	prom *promMetrics // nil without a registerer
 	reg  prometheus.Registerer
 
-	depthMu sync.Mutex
-	depth   map[string]*atomic.Pointer[func() float64] // per output, swapped on reload
+	funcsMu sync.Mutex
+	funcs   map[string]*atomic.Pointer[func() float64] // per metric and output, swapped on reload
 }
 
 // RejectKey labels a rejection counter.
@@ -56,7 +58,7 @@ type promMetrics struct {
 // for none). One Stats outlives configuration reloads, so counters keep
 // counting across them: pass it to every router generation in Config.Stats.
 func NewStats(reg prometheus.Registerer) (*Stats, error) {
-	s := &Stats{rejects: map[RejectKey]uint64{}, depth: map[string]*atomic.Pointer[func() float64]{}}
+	s := &Stats{rejects: map[RejectKey]uint64{}, funcs: map[string]*atomic.Pointer[func() float64]{}}
 	if reg == nil {
 		return s, nil
 	}
@@ -145,29 +147,48 @@ type outputStats struct {
 	writeTime   prometheus.Observer
 }
 
-func (s *Stats) forOutput(name string, fallbacks []string, depth func() float64) (*outputStats, error) {
+// outputFunc registers, once per metric and output name, a gauge or
+// counter read from fn at scrape time. A reload points the existing one at
+// the new generation's fn.
+func (s *Stats) outputFunc(metricName, help, output string, counter bool, fn func() float64) error {
+	s.funcsMu.Lock()
+	defer s.funcsMu.Unlock()
+	key := metricName + "\x00" + output
+	cur, ok := s.funcs[key]
+	if !ok {
+		cur = new(atomic.Pointer[func() float64])
+		s.funcs[key] = cur
+		read := func() float64 { return (*cur.Load())() }
+		opts := prometheus.Opts{Name: metricName, Help: help, ConstLabels: prometheus.Labels{"output": output}}
+		var c prometheus.Collector = prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts), read)
+		if counter {
+			c = prometheus.NewCounterFunc(prometheus.CounterOpts(opts), read)
+		}
+		if err := s.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	cur.Store(&fn)
+	return nil
+}
+
+func (s *Stats) forOutput(name string, out metric.Output, fallbacks []string, depth func() float64) (*outputStats, error) {
 	o := &outputStats{s: s}
 	if s.prom == nil {
 		return o, nil
 	}
-	// One GaugeFunc per output name, read at scrape time, so a blocked
-	// output shows its full queue even while nothing is written. A reload
-	// points the existing gauge at the new generation's queue.
-	s.depthMu.Lock()
-	cur, ok := s.depth[name]
-	if !ok {
-		cur = new(atomic.Pointer[func() float64])
-		s.depth[name] = cur
-		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shovel_output_queue_messages",
-			Help: "Messages waiting for an output.", ConstLabels: prometheus.Labels{"output": name}},
-			func() float64 { return (*cur.Load())() })
-		if err := s.reg.Register(g); err != nil {
-			s.depthMu.Unlock()
+	// Read at scrape time, so a blocked output shows its full queue even
+	// while nothing is written.
+	if err := s.outputFunc("shovel_output_queue_messages", "Messages waiting for an output.", name, false, depth); err != nil {
+		return nil, err
+	}
+	if rc, ok := out.(metric.ReconnectCounter); ok {
+		err := s.outputFunc("shovel_output_reconnects_total", "Connections an output made again after losing one.",
+			name, true, func() float64 { return float64(rc.Reconnects()) })
+		if err != nil {
 			return nil, err
 		}
 	}
-	cur.Store(&depth)
-	s.depthMu.Unlock()
 	p := s.prom
 	o.primary = p.written.WithLabelValues(name, name)
 	for _, fb := range fallbacks {

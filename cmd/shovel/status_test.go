@@ -79,6 +79,7 @@ func TestStatusEndpoints(t *testing.T) {
 	require.EqualValues(t, len(want), metricValue(t, body, `shovel_output_samples_written_total{output="graphite",via="graphite"}`))
 	require.Contains(t, body, "shovel_output_write_seconds_bucket")
 	require.Contains(t, body, `shovel_output_queue_messages{output="graphite"}`)
+	require.EqualValues(t, 0, metricValue(t, body, `shovel_output_reconnects_total{output="graphite"}`))
 	require.Contains(t, body, "go_goroutines")
 
 	// Carbon goes away while messages keep coming: not ready, naming the output.
@@ -103,6 +104,8 @@ func TestStatusEndpoints(t *testing.T) {
 		code, _ := get(t, url+"/readyz")
 		return code == http.StatusOK
 	}, 30*time.Second, 50*time.Millisecond)
+	_, body = get(t, url+"/metrics")
+	require.GreaterOrEqual(t, metricValue(t, body, `shovel_output_reconnects_total{output="graphite"}`), 1.0)
 	require.Equal(t, 0, sh.stop(t))
 	require.Equal(t, sortSamples(more), distinct(back.Samples()))
 }

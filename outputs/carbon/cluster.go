@@ -361,6 +361,15 @@ func (c *Cluster) Connected() bool {
 	return needAll
 }
 
+// Reconnects sums the reconnects of every destination.
+func (c *Cluster) Reconnects() uint64 {
+	var n uint64
+	for _, conn := range c.conns {
+		n += conn.Reconnects()
+	}
+	return n
+}
+
 // Close closes every connection.
 func (c *Cluster) Close() error {
 	var errs []error

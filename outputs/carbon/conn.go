@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shovel-metrics/shovel/router/metric"
@@ -125,6 +126,8 @@ type Conn struct {
 	closed   bool
 	failures int // failed dials since the last success
 	hung     int // writes that failed since one was acknowledged
+	// reconnects counts connections made after the first (read without c.mu).
+	reconnects atomic.Uint64
 
 	// Used by Write only (one caller at a time): see waitAcked.
 	probe     *ackProbe
@@ -283,6 +286,9 @@ func (c *Conn) Write(ctx context.Context, p []byte) error {
 	return e
 }
 
+// Reconnects counts the connections made after the first one.
+func (c *Conn) Reconnects() uint64 { return c.reconnects.Load() }
+
 // Close closes the connection, aborts a dial in flight and waits for the
 // connection's reader to stop. Later Writes fail with net.ErrClosed.
 func (c *Conn) Close() error {
@@ -422,6 +428,9 @@ func (c *Conn) attach(conn net.Conn, peer string) {
 		o.lastLog = c.now()
 	case !o.connected:
 		c.log.Info("connected to carbon", "peer", peer)
+	}
+	if o.connected {
+		c.reconnects.Add(1)
 	}
 	o.connected, o.down = true, false
 	c.readers.Go(func() { c.watch(conn) })

@@ -109,6 +109,12 @@ type Connectivity interface {
 	Connected() bool
 }
 
+// ReconnectCounter is implemented by outputs that count how often they
+// had to connect again (for shovel_output_reconnects_total).
+type ReconnectCounter interface {
+	Reconnects() uint64
+}
+
 // ErrNotConnected is wrapped by Output.Write errors when the destination
 // cannot be reached; the router reacts by trying the fallback or waiting.
 var ErrNotConnected = errors.New("not connected")
