@@ -59,6 +59,18 @@ type Config struct {
 	Datacenter string `mapstructure:"datacenter"`
 	// Timeout bounds one lookup.
 	Timeout time.Duration `mapstructure:"timeout"`
+	// TLS configures an https:// address: a CA to trust instead of the
+	// system's, a client certificate for Consul's verify_incoming.
+	TLS TLS `mapstructure:"tls"`
+}
+
+// TLS is the `consul.tls:` section.
+type TLS struct {
+	CA                 string `mapstructure:"ca"`
+	Cert               string `mapstructure:"cert"`
+	Key                string `mapstructure:"key"`
+	ServerName         string `mapstructure:"server_name"`
+	InsecureSkipVerify bool   `mapstructure:"insecure_skip_verify"`
 }
 
 // DefaultConfig returns a Config with every default filled in.
@@ -87,6 +99,12 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout <= 0 {
 		return fmt.Errorf("consul: timeout must be positive, got %s", c.Timeout)
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		return errors.New("consul: tls.cert and tls.key go together")
+	}
+	if c.TLS != (TLS{}) && !strings.HasPrefix(c.Address, "https://") {
+		return fmt.Errorf("consul: tls is set but address %q is not https://", c.Address)
 	}
 	return nil
 }
@@ -138,6 +156,10 @@ func New(cfg Config, logger *slog.Logger) (*Resolver, error) {
 		Scheme:     "http",
 		Datacenter: cfg.Datacenter,
 		Token:      token,
+		TLSConfig: api.TLSConfig{
+			CAFile: cfg.TLS.CA, CertFile: cfg.TLS.Cert, KeyFile: cfg.TLS.Key,
+			Address: cfg.TLS.ServerName, InsecureSkipVerify: cfg.TLS.InsecureSkipVerify,
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("consul: client for %s: %w", cfg.Address, err)

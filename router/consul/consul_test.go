@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -641,4 +642,34 @@ func TestIsService(t *testing.T) {
 			require.Equal(t, tt.wantName, name)
 		})
 	}
+}
+
+func TestResolveOverTLS(t *testing.T) {
+	// The same fake agent, behind TLS, as Consul serves its API with
+	// verify_https_incoming: a CA of the test's own is needed to trust it.
+	f := &fakeConsul{services: map[string][]instance{}, index: 10}
+	f.srv = httptest.NewTLSServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	f.set("carbon", instance{node: "carbon-1", nodeAddr: "127.0.0.11", svcAddr: "127.0.0.21", port: 2004, status: "passing"})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.srv.Certificate().Raw}), 0o600))
+
+	cfg := configFor(f)
+	cfg.Address = "https://" + f.addr()
+	cfg.TLS.CA = ca
+	got, err := newTestResolver(t, cfg, nil).Resolve(context.Background(), "carbon")
+	require.NoError(t, err)
+	require.Equal(t, []string{"127.0.0.21:2004"}, got)
+
+	cfg.TLS.CA = "" // the system's roots do not know the test's CA
+	_, err = newTestResolver(t, cfg, nil).Resolve(context.Background(), "carbon")
+	require.ErrorContains(t, err, "certificate")
+
+	bad := cfg
+	bad.Address = f.addr()
+	bad.TLS.CA = ca
+	require.EqualError(t, bad.Validate(), fmt.Sprintf("consul: tls is set but address %q is not https://", f.addr()))
+	bad = cfg
+	bad.TLS.Cert = "c.pem"
+	require.EqualError(t, bad.Validate(), "consul: tls.cert and tls.key go together")
 }
