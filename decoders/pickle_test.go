@@ -74,9 +74,11 @@ func FuzzPickle(f *testing.F) {
 		var out metric.Result
 		err := dec.Decode(&metric.Message{Value: value}, &out)
 		checkInvariants(t, out, err)
-		if err != nil || bytes.IndexByte(value, '\\') >= 0 {
+		if err != nil || bytes.IndexByte(value, '\\') >= 0 || nonASCIIText(value) {
 			// gopickle v0.2.0 leaves the escapes of protocol 0's
-			// STRING and UNICODE as they are: no reference there.
+			// STRING and UNICODE as they are, and reads their other
+			// bytes as UTF-8 where Python reads raw-unicode-escape
+			// (latin-1): no reference there.
 			return
 		}
 		ref, ok := gopickleSamples(value)
@@ -85,6 +87,26 @@ func FuzzPickle(f *testing.F) {
 		}
 		require.Equal(t, ref, append([]metric.Sample{}, out.Samples...))
 	})
+}
+
+// nonASCIIText reports whether a line that may be a protocol-0 STRING or
+// UNICODE argument (after an 'S' or 'V' byte, up to the newline) holds a
+// byte above 0x7f. It errs towards yes: any such byte after any 'S' or 'V'.
+func nonASCIIText(value []byte) bool {
+	for i, c := range value {
+		if c != 'S' && c != 'V' {
+			continue
+		}
+		for _, d := range value[i+1:] {
+			if d == '\n' {
+				break
+			}
+			if d >= 0x80 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // gopickleSamples reads value with gopickle and applies the decoder's
@@ -177,4 +199,15 @@ func benchDecoder(b *testing.B, dec metric.Decoder, msg *metric.Message) {
 			b.Fatal(err, len(out.Samples), out.Rejected)
 		}
 	}
+}
+
+// TestPickleProtocol0UnicodeIsRawUnicodeEscape pins Python's reading of a
+// protocol-0 UNICODE argument: bytes above 0x7f are latin-1 code points
+// (raw-unicode-escape), not UTF-8. The fuzzer found gopickle disagreeing.
+func TestPickleProtocol0UnicodeIsRawUnicodeEscape(t *testing.T) {
+	dec := newDecoder[decoders.PickleConfig](t, "carbon-pickle", nil)
+	var out metric.Result
+	// [(u'\xe8.cpu', (1700000000.0, 1.0))] as protocol 0, with a raw 0xe8 byte.
+	require.NoError(t, dec.Decode(&metric.Message{Value: []byte("(lp0\n(V\xe8.cpu\n(F1700000000\nF1\ntta.")}, &out))
+	require.Equal(t, []metric.Sample{{Path: "è.cpu", Time: 1700000000, Value: 1}}, out.Samples)
 }
