@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shovel-metrics/shovel/router/internal/ratelimit"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 
@@ -108,7 +109,7 @@ type Router struct {
 	sinks  map[string]*sink
 	order  []*sink
 	log    *slog.Logger
-	limit  *rateLimiter
+	limit  *ratelimit.Limiter
 	stats  *Stats
 	window TimeWindow
 	dead   DeadLetter
@@ -149,7 +150,7 @@ func New(cfg Config) (*Router, error) {
 	r := &Router{
 		sinks:   make(map[string]*sink, len(cfg.Outputs)),
 		log:     log,
-		limit:   newRateLimiter(10 * time.Second),
+		limit:   ratelimit.New(10 * time.Second),
 		stats:   stats,
 		window:  cfg.Window,
 		aborted: make(chan struct{}),
@@ -235,7 +236,7 @@ func (r *Router) Start(ctx context.Context) {
 	r.runCtx, r.cancelRun = context.WithCancel(context.Background())
 	for _, s := range r.order {
 		if err := s.primary.out.Connect(ctx); err != nil {
-			r.log.Warn("output not reachable yet; will keep trying", "output", s.name, "err", err)
+			r.log.Debug("output not reachable yet; will keep trying", "output", s.name, "err", err)
 		}
 		r.wg.Add(1)
 		go func(s *sink) {
@@ -412,7 +413,7 @@ func (r *Router) match(msg *metric.Message, typ *msgType) *compiledRoute {
 // reject counts a rejection and logs it at a bounded rate per reason.
 func (r *Router) reject(msg *metric.Message, decoder, reason, what string, rj *metric.Rejection) {
 	r.stats.reject(decoder, reason, rj != nil)
-	if n, ok := r.limit.allow(decoder + "/" + reason); ok {
+	if n, ok := r.limit.Allow(decoder + "/" + reason); ok {
 		attrs := []any{
 			"reason", reason, "decoder", decoder,
 			"topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset,

@@ -372,24 +372,6 @@ func TestNewRejectsBadConfigs(t *testing.T) {
 	}
 }
 
-func TestRateLimiter(t *testing.T) {
-	now := time.Unix(0, 0)
-	l := newRateLimiter(10 * time.Second)
-	l.now = func() time.Time { return now }
-	_, ok := l.allow("k")
-	require.True(t, ok)
-	for range 5 {
-		_, ok = l.allow("k")
-		require.False(t, ok)
-	}
-	_, ok = l.allow("other")
-	require.True(t, ok, "keys are limited independently")
-	now = now.Add(11 * time.Second)
-	n, ok := l.allow("k")
-	require.True(t, ok)
-	require.Equal(t, 5, n)
-}
-
 func TestQuickTypeAgreesWithTheStrictScanner(t *testing.T) {
 	for _, msg := range []string{
 		`{"type":"slice","ts":1}`, ` { "type" : "slice" }`, `{"type":"sl\u0069ce"}`, `{"type":"sl\\"ice"}`,

@@ -19,6 +19,7 @@ import (
 	ck "github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shovel-metrics/shovel/router/internal/ratelimit"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 
@@ -62,6 +63,7 @@ type Consumer struct {
 	lastStore time.Time
 	logsDone  chan struct{}
 	joined    atomic.Bool
+	limit     *ratelimit.Limiter // paces repeated error lines
 	lag       *prometheus.GaugeVec
 }
 
@@ -125,7 +127,8 @@ func New(cfg Config, log *slog.Logger) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: create consumer for %s: %w", cfg.Brokers, err)
 	}
-	k := &Consumer{c: c, cfg: cfg, log: log, trackers: map[partKey]*partTracker{}, logsDone: make(chan struct{}), lag: lag}
+	k := &Consumer{c: c, cfg: cfg, log: log, trackers: map[partKey]*partTracker{}, logsDone: make(chan struct{}), lag: lag,
+		limit: ratelimit.New(10 * time.Second)}
 	go forwardLogs(k.c.Logs(), k.log, k.logsDone)
 	if err := c.SubscribeTopics(cfg.Topics, k.rebalance); err != nil {
 		c.Close()
@@ -366,13 +369,18 @@ func (k *Consumer) poll(timeoutMs int, backlogs [][]polled) error {
 			return fmt.Errorf("kafka: fatal error: %w", e)
 		}
 		// Transient errors (broker down, all brokers down) are retried by
-		// librdkafka itself; they are worth a line, not a stop.
-		k.log.Warn("kafka error", "code", e.Code().String(), "err", e.Error())
+		// librdkafka itself, which reports them again every few
+		// milliseconds: worth a line now and then, not a stop.
+		if n, ok := k.limit.Allow(e.Code().String()); ok {
+			k.log.Warn("kafka error", "code", e.Code().String(), "err", e.Error(), "suppressed", n)
+		}
 	case *ck.Stats:
 		k.recordLag(e.String())
 	case ck.OffsetsCommitted:
 		if e.Error != nil && !isNoOffset(e.Error) {
-			k.log.Warn("offset commit failed", "err", e.Error)
+			if n, ok := k.limit.Allow("commit"); ok {
+				k.log.Warn("offset commit failed", "err", e.Error, "suppressed", n)
+			}
 		}
 	}
 	return nil

@@ -117,7 +117,9 @@ func TestConsumerWaitsForABlockedHandler(t *testing.T) {
 		t.Skip("needs the kfake broker")
 	}
 	b := kafkatest.Start(t, 2, "kpis")
-	const n = 3 * backlogLimit // enough to fill the backlog and pause
+	// The worker may take up to about backlogLimit messages in its first
+	// batch before it blocks; what is left must still fill a backlog.
+	const n = 8 * backlogLimit
 	produceNumbered(t, b, "kpis", 2, n)
 
 	gate := make(chan struct{})
