@@ -29,23 +29,17 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/shovel-metrics/shovel/outputs/carbon/carbontest"
 	"github.com/shovel-metrics/shovel/router/kafka/kafkatest"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 
-// testBroker is a kfake broker with a producer that reports errors instead
-// of failing the test (so it can run in a goroutine), accepts 64 MiB
-// records, and optionally sits behind a TCP proxy that a test can cut.
+// testBroker is a kfake broker that accepts 64 MiB records and optionally
+// sits behind a TCP proxy that a test can cut.
 type testBroker struct {
-	Addr    string // bootstrap address: the proxy's when there is one
-	cluster *kfake.Cluster
-	client  *kgo.Client
-	proxy   *tcpProxy
+	*kafkatest.Broker // Addr is the proxy's when there is one
+	proxy             *tcpProxy
 }
 
 const maxRecordBytes = 64 << 20
@@ -53,8 +47,7 @@ const maxRecordBytes = 64 << 20
 func startBroker(t testing.TB, partitions int32, topic string, proxied bool) *testBroker {
 	t.Helper()
 	b := &testBroker{}
-	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic),
-		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(maxRecordBytes)})}
+	o := kafkatest.Options{MaxRecordBytes: maxRecordBytes}
 	if proxied {
 		// librdkafka connects to the address the broker advertises in its
 		// metadata, not just the bootstrap address, and kfake advertises its
@@ -62,30 +55,16 @@ func startBroker(t testing.TB, partitions int32, topic string, proxied bool) *te
 		// listener reports the proxy's address: every connection, bootstrap
 		// or not, goes through the proxy.
 		b.proxy = newTCPProxy(t)
-		opts = append(opts, kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+		o.Listen = func(network, _ string) (net.Listener, error) {
 			ln, err := net.Listen(network, "127.0.0.1:0")
 			if err != nil {
 				return nil, err
 			}
 			b.proxy.setTarget(ln.Addr().String())
 			return advertisedListener{Listener: ln, addr: b.proxy.addr}, nil
-		}))
+		}
 	}
-	c, err := kfake.NewCluster(opts...)
-	require.NoError(t, err)
-	b.cluster = c
-	b.Addr = c.ListenAddrs()[0]
-	b.client, err = kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.ProducerBatchMaxBytes(maxRecordBytes), kgo.BrokerMaxWriteBytes(2*maxRecordBytes),
-		kgo.MaxBufferedRecords(100000))
-	if err != nil {
-		c.Close()
-		t.Fatalf("kgo client: %v", err)
-	}
-	t.Cleanup(func() {
-		b.client.Close()
-		c.Close()
-	})
+	b.Broker = kafkatest.StartWith(t, o, partitions, topic)
 	return b
 }
 
@@ -97,29 +76,9 @@ type advertisedListener struct {
 
 func (l advertisedListener) Addr() net.Addr { return l.addr }
 
-// produce writes the records in order and waits until the broker has them.
-func (b *testBroker) produce(ctx context.Context, recs ...kafkatest.Record) error {
-	krs := make([]*kgo.Record, len(recs))
-	for i, r := range recs {
-		krs[i] = &kgo.Record{Topic: r.Topic, Partition: r.Partition, Value: r.Value}
-	}
-	return b.client.ProduceSync(ctx, krs...).FirstErr()
-}
-
-// produceKPIs produces kpis round-robin over the partitions (message i to
-// partition i%partitions) and returns the samples they must yield.
-func (b *testBroker) produceKPIs(t testing.TB, topic string, partitions int32, kpis []kpi) []carbontest.Sample {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	recs := make([]kafkatest.Record, len(kpis))
-	var want []carbontest.Sample
-	for i, k := range kpis {
-		recs[i] = kafkatest.Record{Topic: topic, Partition: int32(i) % partitions, Value: k.value}
-		want = append(want, k.want...)
-	}
-	require.NoError(t, b.produce(ctx, recs...))
-	return want
+// produceKPIs is the package's produceKPIs on this broker.
+func (b *testBroker) produceKPIs(t *testing.T, topic string, partitions int32, kpis []kpi) []carbontest.Sample {
+	return produceKPIs(t, b.Broker, topic, partitions, kpis)
 }
 
 // produceSteadily produces kpis as produceKPIs does, perTick messages every
@@ -142,7 +101,7 @@ func (b *testBroker) produceSteadily(t testing.TB, topic string, partitions int3
 				recs = append(recs, kafkatest.Record{Topic: topic, Partition: int32(j) % partitions, Value: kpis[j].value})
 			}
 			pctx, pcancel := context.WithTimeout(ctx, 60*time.Second)
-			err := b.produce(pctx, recs...)
+			err := b.ProduceContext(pctx, recs...)
 			pcancel()
 			if err != nil {
 				done <- fmt.Errorf("produce messages %d..: %w", i, err)
@@ -165,40 +124,6 @@ func (b *testBroker) produceSteadily(t testing.TB, topic string, partitions int3
 			t.Fatal("the producer did not finish within 120s")
 		}
 	}
-}
-
-// committed returns the group's committed offset per partition of topic.
-func (b *testBroker) committed(t testing.TB, group, topic string) map[int32]int64 {
-	t.Helper()
-	req := kmsg.NewPtrOffsetFetchRequest()
-	req.Group = group
-	rt := kmsg.NewOffsetFetchRequestTopic()
-	rt.Topic = topic
-	for p := int32(0); p < 64; p++ {
-		rt.Partitions = append(rt.Partitions, p)
-	}
-	req.Topics = append(req.Topics, rt)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := req.RequestWith(ctx, b.client)
-	require.NoError(t, err)
-	out := map[int32]int64{}
-	for _, rt := range resp.Topics {
-		for _, p := range rt.Partitions {
-			if p.ErrorCode == 0 && p.Offset >= 0 {
-				out[p.Partition] = p.Offset
-			}
-		}
-	}
-	return out
-}
-
-func (b *testBroker) committedTotal(t testing.TB, group, topic string) int64 {
-	var n int64
-	for _, off := range b.committed(t, group, topic) {
-		n += off
-	}
-	return n
 }
 
 // tcpProxy forwards loopback connections to a target and can cut them all.
@@ -584,7 +509,7 @@ shutdown_timeout: 10s
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		maxHeap = max(maxHeap, ms.HeapAlloc)
-		if n := b.committedTotal(t, group, topic); n == last {
+		if n := b.CommittedTotal(t, group, topic); n == last {
 			stable++
 		} else {
 			last, stable = n, 0
@@ -610,7 +535,7 @@ shutdown_timeout: 10s
 		"got %d of %d distinct samples", len(distinct(carbon.Samples())), len(want))
 	require.Equal(t, want, distinct(carbon.Samples()))
 	require.Equal(t, 0, sh.stop(t))
-	require.EqualValues(t, total, b.committedTotal(t, group, topic))
+	require.EqualValues(t, total, b.CommittedTotal(t, group, topic))
 	carbon.mu.Lock()
 	require.Empty(t, carbon.errs)
 	carbon.mu.Unlock()
@@ -632,7 +557,7 @@ func TestFaultBrokerConnectionCut(t *testing.T) {
 	produced()
 	requireAllArrive(t, want, 90*time.Second, pickle)
 	require.Equal(t, 0, sh.stop(t))
-	require.EqualValues(t, 1200, b.committedTotal(t, group, topic))
+	require.EqualValues(t, 1200, b.CommittedTotal(t, group, topic))
 	t.Logf("cut %d connections; %d samples received for %d distinct", cut, pickle.Len(), len(want))
 }
 
@@ -717,7 +642,7 @@ shutdown_timeout: 2s
 		"a log line names the unreachable Consul")
 	// Nothing was delivered, so nothing may be committed.
 	sh.stop(t)
-	require.Empty(t, b.committed(t, "it-consul-dead", topic))
+	require.Empty(t, b.Committed(t, "it-consul-dead", topic))
 }
 
 func TestFaultTwoInstancesOneGroup(t *testing.T) {
@@ -739,7 +664,7 @@ func TestFaultTwoInstancesOneGroup(t *testing.T) {
 	produced()
 	requireAllArrive(t, want, 90*time.Second, pickle)
 	require.Equal(t, 0, second.stop(t))
-	require.EqualValues(t, 2400, b.committedTotal(t, group, topic), "the survivor committed every partition to the end")
+	require.EqualValues(t, 2400, b.CommittedTotal(t, group, topic), "the survivor committed every partition to the end")
 	t.Logf("%d samples received for %d distinct", pickle.Len(), len(want))
 }
 
@@ -821,7 +746,7 @@ func TestFaultHostileInput(t *testing.T) {
 		if i < len(corpus) {
 			recs = append(recs, kafkatest.Record{Topic: topic, Value: corpus[i].value})
 		}
-		require.NoError(t, b.produce(ctx, recs...), "produce %d", i)
+		require.NoError(t, b.ProduceContext(ctx, recs...), "produce %d", i)
 	}
 	total := len(good) + len(corpus)
 
@@ -840,7 +765,7 @@ func TestFaultHostileInput(t *testing.T) {
 		}
 		return n >= len(want)
 	}, 120*time.Second, 20*time.Millisecond, "the good messages around the bad ones arrive")
-	require.Eventually(t, func() bool { return b.committedTotal(t, group, topic) == int64(total) }, 60*time.Second, 100*time.Millisecond,
+	require.Eventually(t, func() bool { return b.CommittedTotal(t, group, topic) == int64(total) }, 60*time.Second, 100*time.Millisecond,
 		"every message, bad ones included, is committed: none stalls the partition")
 	// Each bad message is counted once, under its reason.
 	wantRejects := map[string]float64{}

@@ -150,7 +150,7 @@ func TestProcessSIGKILLResumesFromCommittedOffsets(t *testing.T) {
 	_, code := sh.signal(t, syscall.SIGKILL)
 	require.Equal(t, -1, code, "killed by the signal")
 	atKill := pickle.Samples()
-	committed := b.committed(t, group, topic)
+	committed := b.Committed(t, group, topic)
 	requireCommittedDelivered(t, committed, parts, kpis, atKill)
 
 	sh = startProcess(t, "route", "--config", cfg)
@@ -158,7 +158,7 @@ func TestProcessSIGKILLResumesFromCommittedOffsets(t *testing.T) {
 	requireAllArrive(t, want, 90*time.Second, pickle)
 	_, code = sh.signal(t, syscall.SIGTERM)
 	require.Equal(t, 0, code)
-	require.EqualValues(t, len(kpis), b.committedTotal(t, group, topic))
+	require.EqualValues(t, len(kpis), b.CommittedTotal(t, group, topic))
 
 	var committedMsgs int64
 	for _, off := range committed {
@@ -187,7 +187,7 @@ func TestProcessSIGTERMUnderLoad(t *testing.T) {
 	require.Equal(t, 0, code, "a clean shutdown")
 	require.Less(t, took, shutdownTimeout+10*time.Second, "shutdown within shutdown_timeout (and librdkafka's close)")
 	atStop := pickle.Samples()
-	committed := b.committed(t, group, topic)
+	committed := b.Committed(t, group, topic)
 	requireCommittedDelivered(t, committed, parts, kpis, atStop)
 	var committedMsgs int64
 	for _, off := range committed {
@@ -199,7 +199,7 @@ func TestProcessSIGTERMUnderLoad(t *testing.T) {
 	requireAllArrive(t, want, 120*time.Second, pickle)
 	_, code = sh.signal(t, syscall.SIGTERM)
 	require.Equal(t, 0, code)
-	require.EqualValues(t, len(kpis), b.committedTotal(t, group, topic))
+	require.EqualValues(t, len(kpis), b.CommittedTotal(t, group, topic))
 	t.Logf("SIGTERM under load: exited in %v (shutdown_timeout %v) with %d samples in Carbon (%d messages' worth) and %d of %d messages committed; %d duplicates after the restart",
 		took.Round(time.Millisecond), shutdownTimeout, len(atStop), len(atStop)/6, committedMsgs, len(kpis), pickle.Len()-len(want))
 }
@@ -227,6 +227,6 @@ func TestProcessGroupMemberKilled(t *testing.T) {
 	requireAllArrive(t, want, 120*time.Second, pickle)
 	_, code = second.signal(t, syscall.SIGTERM)
 	require.Equal(t, 0, code)
-	require.EqualValues(t, len(kpis), b.committedTotal(t, group, topic))
+	require.EqualValues(t, len(kpis), b.CommittedTotal(t, group, topic))
 	t.Logf("%d samples received for %d distinct", pickle.Len(), len(want))
 }

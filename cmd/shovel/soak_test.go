@@ -88,7 +88,7 @@ func TestSoak(t *testing.T) {
 			}
 		}
 		produced += len(kpis)
-		require.NoError(t, b.produce(t.Context(), recs...))
+		require.NoError(t, b.ProduceContext(t.Context(), recs...))
 		require.True(t, sh.running(), "shovel exited: %v", sh.err)
 
 		if time.Now().After(nextRestart) {

@@ -7,6 +7,8 @@ package kafkatest
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -22,17 +24,43 @@ type Broker struct {
 	client  *kgo.Client
 }
 
+// Options adjust StartWith.
+type Options struct {
+	// MaxRecordBytes raises the broker's and the producer's record size
+	// limit (for tests of huge messages); 0 keeps the defaults.
+	MaxRecordBytes int
+	// Listen replaces kfake's net.Listen. kfake advertises its listener's
+	// Addr() in metadata, so a listener that reports another address (a
+	// proxy's) routes every client connection through that address.
+	Listen func(network, address string) (net.Listener, error)
+}
+
 // Start runs a broker with the given topics, each with partitions
 // partitions, and stops it when the test ends.
 func Start(t testing.TB, partitions int32, topics ...string) *Broker {
+	return StartWith(t, Options{}, partitions, topics...)
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options, partitions int32, topics ...string) *Broker {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...), kfake.AllowAutoTopicCreation())
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...), kfake.AllowAutoTopicCreation()}
+	clientOpts := []kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.MaxBufferedRecords(100000),
+		kgo.ProducerBatchMaxBytes(16 << 20)}
+	if o.MaxRecordBytes > 0 {
+		opts = append(opts, kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(o.MaxRecordBytes)}))
+		clientOpts = append(clientOpts, kgo.ProducerBatchMaxBytes(int32(o.MaxRecordBytes)),
+			kgo.BrokerMaxWriteBytes(int32(2*o.MaxRecordBytes)))
+	}
+	if o.Listen != nil {
+		opts = append(opts, kfake.ListenFn(o.Listen))
+	}
+	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		t.Fatalf("kafkatest: start kfake: %v", err)
 	}
 	b := &Broker{Addr: c.ListenAddrs()[0], cluster: c}
-	b.client, err = kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.ProducerBatchMaxBytes(16<<20), kgo.MaxBufferedRecords(100000))
+	b.client, err = kgo.NewClient(append(clientOpts, kgo.SeedBrokers(b.Addr))...)
 	if err != nil {
 		c.Close()
 		t.Fatalf("kafkatest: client: %v", err)
@@ -52,11 +80,20 @@ type Record struct {
 	Headers   map[string]string
 }
 
-// Produce writes the records and waits until the broker has them all.
+// Produce writes the records and waits until the broker has them all,
+// failing the test if it cannot.
 func (b *Broker) Produce(t testing.TB, recs ...Record) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	if err := b.ProduceContext(ctx, recs...); err != nil {
+		t.Fatalf("kafkatest: produce: %v", err)
+	}
+}
+
+// ProduceContext is Produce returning the error instead of failing the
+// test, for producers running in a goroutine.
+func (b *Broker) ProduceContext(ctx context.Context, recs ...Record) error {
 	krs := make([]*kgo.Record, len(recs))
 	for i, r := range recs {
 		kr := &kgo.Record{Topic: r.Topic, Partition: r.Partition, Value: r.Value}
@@ -65,9 +102,7 @@ func (b *Broker) Produce(t testing.TB, recs ...Record) {
 		}
 		krs[i] = kr
 	}
-	if err := b.client.ProduceSync(ctx, krs...).FirstErr(); err != nil {
-		t.Fatalf("kafkatest: produce: %v", err)
-	}
+	return b.client.ProduceSync(ctx, krs...).FirstErr()
 }
 
 // Committed returns the group's committed offset for each partition of
@@ -82,7 +117,7 @@ func (b *Broker) Committed(t testing.TB, group, topic string) map[int32]int64 {
 		rt.Partitions = append(rt.Partitions, p)
 	}
 	req.Topics = append(req.Topics, rt)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	resp, err := req.RequestWith(ctx, b.client)
 	if err != nil {
@@ -97,6 +132,17 @@ func (b *Broker) Committed(t testing.TB, group, topic string) map[int32]int64 {
 		}
 	}
 	return out
+}
+
+// CommittedTotal is the sum of the group's committed offsets on topic:
+// with every partition starting at 0, the number of messages committed.
+func (b *Broker) CommittedTotal(t testing.TB, group, topic string) int64 {
+	t.Helper()
+	var n int64
+	for _, off := range b.Committed(t, group, topic) {
+		n += off
+	}
+	return n
 }
 
 // Consume reads the first n records of topic (all partitions, from the
