@@ -75,7 +75,7 @@ func abcDestinations(ls []*carbontest.Listener) []any {
 // files it already holds.
 func TestCarbonPickleCarbonCH(t *testing.T) {
 	ls := []*carbontest.Listener{carbontest.ListenPickle(t), carbontest.ListenPickle(t), carbontest.ListenPickle(t)}
-	out := newPickleOutput(t, map[string]any{
+	out := newOutput(t, "carbon-pickle", map[string]any{
 		"destinations": abcDestinations(ls),
 		"distribution": "carbon_ch",
 	}, metric.Env{})
@@ -110,7 +110,7 @@ func distinctSamples(batch []metric.Sample) map[metric.Sample]bool {
 // wrong node; once the node is back, everything is where it belongs.
 func TestCarbonPickleCarbonCHNodeDown(t *testing.T) {
 	ls := []*carbontest.Listener{carbontest.ListenPickle(t), carbontest.ListenPickle(t), carbontest.ListenPickle(t)}
-	out := newPickleOutput(t, map[string]any{
+	out := newOutput(t, "carbon-pickle", map[string]any{
 		"destinations":  abcDestinations(ls),
 		"distribution":  "carbon_ch",
 		"reconnect_min": "10ms",
@@ -167,7 +167,7 @@ func TestCarbonPickleCarbonCHNodeDown(t *testing.T) {
 func TestCarbonPlaintextOnDownNext(t *testing.T) {
 	ls := []*carbontest.Listener{carbontest.ListenPlaintext(t), carbontest.ListenPlaintext(t), carbontest.ListenPlaintext(t)}
 	ls[1].Close()
-	out := newPlaintextOutput(t, map[string]any{
+	out := newOutput(t, "carbon-plaintext", map[string]any{
 		"destinations": abcDestinations(ls),
 		"distribution": "carbon_ch",
 		"on_down":      "next",
@@ -199,7 +199,7 @@ func TestCarbonPickleMutualTLS(t *testing.T) {
 	batch := kpiSamples(50)
 
 	t.Run("with client certificate", func(t *testing.T) {
-		out := newPickleOutput(t, map[string]any{"address": l.Addr(), "tls": map[string]any{
+		out := newOutput(t, "carbon-pickle", map[string]any{"address": l.Addr(), "tls": map[string]any{
 			"enabled": true, "ca": ca.CertFile, "cert": client.CertFile, "key": client.KeyFile,
 		}}, metric.Env{})
 		require.NoError(t, out.Write(ctx, batch))
@@ -210,7 +210,7 @@ func TestCarbonPickleMutualTLS(t *testing.T) {
 		}
 	})
 	t.Run("server name checked", func(t *testing.T) {
-		out := newPickleOutput(t, map[string]any{"address": l.Addr(), "tls": map[string]any{
+		out := newOutput(t, "carbon-pickle", map[string]any{"address": l.Addr(), "tls": map[string]any{
 			"enabled": true, "ca": ca.CertFile, "cert": client.CertFile, "key": client.KeyFile, "server_name": "carbon.example.org",
 		}}, metric.Env{})
 		err := out.Write(ctx, batch)
@@ -218,7 +218,7 @@ func TestCarbonPickleMutualTLS(t *testing.T) {
 		require.ErrorContains(t, err, "carbon.example.org")
 	})
 	t.Run("unknown CA", func(t *testing.T) {
-		out := newPickleOutput(t, map[string]any{"address": l.Addr(), "tls": map[string]any{
+		out := newOutput(t, "carbon-pickle", map[string]any{"address": l.Addr(), "tls": map[string]any{
 			"enabled": true, "cert": client.CertFile, "key": client.KeyFile,
 		}}, metric.Env{})
 		err := out.Write(ctx, batch)
@@ -227,7 +227,7 @@ func TestCarbonPickleMutualTLS(t *testing.T) {
 	})
 	t.Run("no client certificate", func(t *testing.T) {
 		before := l.Len()
-		out := newPickleOutput(t, map[string]any{"address": l.Addr(), "tls": map[string]any{
+		out := newOutput(t, "carbon-pickle", map[string]any{"address": l.Addr(), "tls": map[string]any{
 			"enabled": true, "ca": ca.CertFile,
 		}}, metric.Env{})
 		// TLS 1.3 clients learn of the rejection only on their first
@@ -245,7 +245,7 @@ func TestCarbonPickleMutualTLS(t *testing.T) {
 func TestCarbonPlaintextTLSInsecure(t *testing.T) {
 	ca := carbontest.NewCA(t)
 	l := carbontest.ListenPlaintextTLS(t, ca.ServerConfig(false))
-	out := newPlaintextOutput(t, map[string]any{"address": l.Addr(), "tls": map[string]any{"enabled": true, "insecure_skip_verify": true}}, metric.Env{})
+	out := newOutput(t, "carbon-plaintext", map[string]any{"address": l.Addr(), "tls": map[string]any{"enabled": true, "insecure_skip_verify": true}}, metric.Env{})
 	require.NoError(t, out.Write(context.Background(), kpiSamples(5)))
 	require.Eventually(t, func() bool { return l.Len() == 5 }, patience, time.Millisecond)
 }
@@ -334,7 +334,7 @@ func TestCarbonClusterWriteAllocs(t *testing.T) {
 	}
 	for _, d := range []string{"carbon_ch", "fnv1a_ch", "jump_fnv1a_ch"} {
 		t.Run(d, func(t *testing.T) {
-			out := newPickleOutput(t, map[string]any{"destinations": dests, "distribution": d, "replication_factor": 2}, metric.Env{})
+			out := newOutput(t, "carbon-pickle", map[string]any{"destinations": dests, "distribution": d, "replication_factor": 2}, metric.Env{})
 			ctx := context.Background()
 			batch := kpiSamples(500)
 			require.NoError(t, out.Write(ctx, batch))

@@ -165,3 +165,39 @@ func requireError(t *testing.T, want string, err error) {
 	require.Error(t, err)
 	require.Equal(t, want, strings.TrimSpace(err.Error()))
 }
+
+// configCase is one row of an output kind's config table: the YAML keys,
+// the environment, and the error expected ("" for none).
+type configCase struct {
+	name string
+	cfg  map[string]any
+	env  metric.Env
+	want string
+}
+
+// runConfigCases builds an output of kind from each case's config.
+func runConfigCases(t *testing.T, kind string, tests []configCase) {
+	t.Helper()
+	factory, err := Lookup(kind)
+	require.NoError(t, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := factory(decodeMap(tt.cfg), tt.env)
+			requireError(t, tt.want, err)
+			if err == nil {
+				require.NoError(t, out.Close())
+			}
+		})
+	}
+}
+
+// newOutput builds an output of kind from cfg and closes it when the test ends.
+func newOutput(t *testing.T, kind string, cfg map[string]any, env metric.Env) metric.Output {
+	t.Helper()
+	factory, err := Lookup(kind)
+	require.NoError(t, err)
+	out, err := factory(decodeMap(cfg), env)
+	require.NoError(t, err)
+	t.Cleanup(func() { out.Close() })
+	return out
+}

@@ -24,7 +24,7 @@ func TestCarbonOutputsAgainstCarbonCache(t *testing.T) {
 	// More than a megabyte of samples, so that the first frame is filled
 	// up to Carbon's own limit: Carbon drops the connection on a frame
 	// even one byte longer, and then nothing would arrive.
-	pickle := newPickleOutput(t, map[string]any{"address": c.PickleAddr(), "max_frame_bytes": carbon.MaxPickleFrame}, metric.Env{})
+	pickle := newOutput(t, "carbon-pickle", map[string]any{"address": c.PickleAddr(), "max_frame_bytes": carbon.MaxPickleFrame}, metric.Env{})
 	const paths, points = 4, 5000
 	start := time.Now().Add(-100 * time.Minute).Unix() // inside the 2h retention
 	var samples []metric.Sample
@@ -44,7 +44,7 @@ func TestCarbonOutputsAgainstCarbonCache(t *testing.T) {
 	require.Greater(t, len(buf), carbon.MaxPickleFrame, "the test needs more than one full frame")
 	require.NoError(t, pickle.Write(ctx, samples))
 
-	plain := newPlaintextOutput(t, map[string]any{"address": c.LineAddr()}, metric.Env{})
+	plain := newOutput(t, "carbon-plaintext", map[string]any{"address": c.LineAddr()}, metric.Env{})
 	recent := time.Now().Add(-time.Minute).Unix()
 	require.NoError(t, plain.Write(ctx, []metric.Sample{
 		{Path: "shovel.it.plain.a", Time: float64(recent), Value: 12},
@@ -84,7 +84,7 @@ func TestCarbonCHAgainstCarbonCaches(t *testing.T) {
 	for i, c := range caches {
 		dests = append(dests, fmt.Sprintf("%s:%c", c.PickleAddr(), 'a'+i)) // carbon's host:port:instance
 	}
-	out := newPickleOutput(t, map[string]any{"destinations": dests, "distribution": "carbon_ch"}, metric.Env{})
+	out := newOutput(t, "carbon-pickle", map[string]any{"destinations": dests, "distribution": "carbon_ch"}, metric.Env{})
 	recent := time.Now().Add(-time.Minute).Unix()
 	paths := abcPaths()[:30] // abcOwners: carbon's own ring over ('127.0.0.1', 'a'|'b'|'c')
 	var batch []metric.Sample

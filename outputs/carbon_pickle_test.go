@@ -27,12 +27,7 @@ func TestCarbonPickleConfig(t *testing.T) {
 	}, NewCarbonPickleConfig())
 
 	resolver := metric.Env{Resolver: fakeResolver{}}
-	tests := []struct {
-		name string
-		cfg  map[string]any
-		env  metric.Env
-		want string
-	}{
+	runConfigCases(t, "carbon-pickle", []configCase{
 		{"host:port", map[string]any{"address": "127.0.0.1:2004"}, metric.Env{}, ""},
 		{"hostname", map[string]any{"address": "carbon.example.org:2004"}, metric.Env{}, ""},
 		{"ipv6", map[string]any{"address": "[::1]:2004"}, metric.Env{}, ""},
@@ -60,18 +55,7 @@ func TestCarbonPickleConfig(t *testing.T) {
 		{"frame too small", map[string]any{"address": "h:1", "max_frame_bytes": 100}, metric.Env{},
 			"carbon-pickle: max_frame_bytes: 100 is below 8192, too small for a sample with a long path"},
 		{"unknown key", map[string]any{"address": "h:1", "adress": "h:2"}, metric.Env{}, `carbon-pickle: unknown key "adress"`},
-	}
-	factory, err := Lookup("carbon-pickle")
-	require.NoError(t, err)
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			out, err := factory(decodeMap(tt.cfg), tt.env)
-			requireError(t, tt.want, err)
-			if err == nil {
-				require.NoError(t, out.Close())
-			}
-		})
-	}
+	})
 }
 
 func TestCarbonPickleLongestPathFitsSmallestFrame(t *testing.T) {
@@ -79,16 +63,6 @@ func TestCarbonPickleLongestPathFitsSmallestFrame(t *testing.T) {
 	buf, skipped := carbon.AppendPickle(nil, s, minPickleFrame)
 	require.Zero(t, skipped)
 	require.NotEmpty(t, buf)
-}
-
-func newPickleOutput(t *testing.T, cfg map[string]any, env metric.Env) metric.Output {
-	t.Helper()
-	factory, err := Lookup("carbon-pickle")
-	require.NoError(t, err)
-	out, err := factory(decodeMap(cfg), env)
-	require.NoError(t, err)
-	t.Cleanup(func() { out.Close() })
-	return out
 }
 
 // readPickleSamples reads frames from c until it has n samples.
@@ -112,7 +86,7 @@ func readPickleSamples(t *testing.T, c net.Conn, n, maxFrame int) []metric.Sampl
 func TestCarbonPickleDelivers(t *testing.T) {
 	ln := listen(t)
 	accepted := acceptAsync(t, ln)
-	out := newPickleOutput(t, map[string]any{"address": ln.Addr().String(), "max_frame_bytes": minPickleFrame}, metric.Env{})
+	out := newOutput(t, "carbon-pickle", map[string]any{"address": ln.Addr().String(), "max_frame_bytes": minPickleFrame}, metric.Env{})
 	ctx := context.Background()
 
 	require.NoError(t, out.Connect(ctx))
@@ -129,7 +103,7 @@ func TestCarbonPickleDelivers(t *testing.T) {
 func TestCarbonPickleService(t *testing.T) {
 	ln := listen(t)
 	accepted := acceptAsync(t, ln)
-	out := newPickleOutput(t, map[string]any{"address": "@carbon"},
+	out := newOutput(t, "carbon-pickle", map[string]any{"address": "@carbon"},
 		metric.Env{Resolver: fakeResolver{"carbon": {ln.Addr().String()}}})
 
 	samples := kpiSamples(10)
@@ -144,7 +118,7 @@ func TestCarbonPickleRestart(t *testing.T) {
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	accepted := acceptAsync(t, ln)
-	out := newPickleOutput(t, map[string]any{"address": addr, "reconnect_min": "5ms", "reconnect_max": "20ms"}, metric.Env{})
+	out := newOutput(t, "carbon-pickle", map[string]any{"address": addr, "reconnect_min": "5ms", "reconnect_max": "20ms"}, metric.Env{})
 	ctx := context.Background()
 	samples := kpiSamples(5)
 
@@ -184,7 +158,7 @@ func TestCarbonPickleRestart(t *testing.T) {
 func TestCarbonPickleWriteTimeout(t *testing.T) {
 	ln := listen(t)
 	accepted := acceptAsync(t, ln)
-	out := newPickleOutput(t, map[string]any{"address": ln.Addr().String(), "write_timeout": "200ms"}, metric.Env{})
+	out := newOutput(t, "carbon-pickle", map[string]any{"address": ln.Addr().String(), "write_timeout": "200ms"}, metric.Env{})
 	ctx := context.Background()
 	require.NoError(t, out.Connect(ctx))
 	waitConn(t, accepted) // and never read
@@ -208,7 +182,7 @@ func TestCarbonPickleWriteTimeout(t *testing.T) {
 }
 
 func TestCarbonPickleCancel(t *testing.T) {
-	out := newPickleOutput(t, map[string]any{"address": "127.0.0.1:1"}, metric.Env{})
+	out := newOutput(t, "carbon-pickle", map[string]any{"address": "127.0.0.1:1"}, metric.Env{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := out.Write(ctx, kpiSamples(1))

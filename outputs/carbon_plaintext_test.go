@@ -24,12 +24,7 @@ func TestCarbonPlaintextConfig(t *testing.T) {
 		},
 	}, NewCarbonPlaintextConfig())
 
-	tests := []struct {
-		name string
-		cfg  map[string]any
-		env  metric.Env
-		want string
-	}{
+	runConfigCases(t, "carbon-plaintext", []configCase{
 		{"host:port", map[string]any{"address": "127.0.0.1:2003"}, metric.Env{}, ""},
 		{"service", map[string]any{"address": "@carbon"}, metric.Env{Resolver: fakeResolver{}}, ""},
 		{"every key", map[string]any{
@@ -43,18 +38,7 @@ func TestCarbonPlaintextConfig(t *testing.T) {
 		{"max below min", map[string]any{"address": "h:1", "reconnect_max": "1ms"}, metric.Env{},
 			"carbon-plaintext: reconnect_max: 1ms is less than reconnect_min 100ms"},
 		{"pickle-only key", map[string]any{"address": "h:1", "max_frame_bytes": 8192}, metric.Env{}, `carbon-plaintext: unknown key "max_frame_bytes"`},
-	}
-	factory, err := Lookup("carbon-plaintext")
-	require.NoError(t, err)
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			out, err := factory(decodeMap(tt.cfg), tt.env)
-			requireError(t, tt.want, err)
-			if err == nil {
-				require.NoError(t, out.Close())
-			}
-		})
-	}
+	})
 }
 
 func TestCarbonKindsRegistered(t *testing.T) {
@@ -62,16 +46,6 @@ func TestCarbonKindsRegistered(t *testing.T) {
 		require.Contains(t, Kinds(), kind)
 		require.NotEmpty(t, Description(kind))
 	}
-}
-
-func newPlaintextOutput(t *testing.T, cfg map[string]any, env metric.Env) metric.Output {
-	t.Helper()
-	factory, err := Lookup("carbon-plaintext")
-	require.NoError(t, err)
-	out, err := factory(decodeMap(cfg), env)
-	require.NoError(t, err)
-	t.Cleanup(func() { out.Close() })
-	return out
 }
 
 func readLines(t *testing.T, r *bufio.Reader, n int) []string {
@@ -88,7 +62,7 @@ func readLines(t *testing.T, r *bufio.Reader, n int) []string {
 func TestCarbonPlaintextDelivers(t *testing.T) {
 	ln := listen(t)
 	accepted := acceptAsync(t, ln)
-	out := newPlaintextOutput(t, map[string]any{"address": ln.Addr().String()}, metric.Env{})
+	out := newOutput(t, "carbon-plaintext", map[string]any{"address": ln.Addr().String()}, metric.Env{})
 	ctx := context.Background()
 
 	require.NoError(t, out.Write(ctx, []metric.Sample{
@@ -117,7 +91,7 @@ func TestCarbonPlaintextRestart(t *testing.T) {
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	accepted := acceptAsync(t, ln)
-	out := newPlaintextOutput(t, map[string]any{"address": "@carbon", "reconnect_min": "5ms", "reconnect_max": "20ms"},
+	out := newOutput(t, "carbon-plaintext", map[string]any{"address": "@carbon", "reconnect_min": "5ms", "reconnect_max": "20ms"},
 		metric.Env{Resolver: fakeResolver{"carbon": {addr}}})
 	ctx := context.Background()
 	one := []metric.Sample{{Path: "a.b", Time: 1, Value: 2}}
