@@ -312,5 +312,5 @@ func (m *jsonSample) append(name, raw []byte, kind jsonscan.Kind) {
 		m.out.Reject(b.String(), reason)
 		return
 	}
-	m.out.Samples = append(m.out.Samples, metric.Sample{Path: string(b.Bytes()), Time: m.ts, Value: v})
+	m.out.Samples = append(m.out.Samples, metric.Sample{Path: m.out.String(b.Bytes()), Time: m.ts, Value: v})
 }

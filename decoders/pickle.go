@@ -202,7 +202,7 @@ func (d *pickleDecoder) sample(out *metric.Result, e *pval) {
 		out.Reject(string(b.Bytes()), reason)
 		return
 	}
-	out.Samples = append(out.Samples, metric.Sample{Path: string(b.Bytes()), Time: ts + 0, Value: v})
+	out.Samples = append(out.Samples, metric.Sample{Path: out.String(b.Bytes()), Time: ts + 0, Value: v})
 }
 
 func (d *pickleDecoder) number(v *pval, policy ValueConfig) (float64, string) {

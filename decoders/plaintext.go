@@ -147,7 +147,7 @@ func (d *plaintext) Decode(msg *metric.Message, out *metric.Result) error {
 			}
 			ts = now
 		}
-		out.Samples = append(out.Samples, metric.Sample{Path: string(b.Bytes()), Time: ts, Value: v})
+		out.Samples = append(out.Samples, metric.Sample{Path: out.String(b.Bytes()), Time: ts, Value: v})
 	}
 	return nil
 }

@@ -115,7 +115,14 @@ type slice struct {
 	paths *PathSanitizer
 }
 
-var _ metric.Decoder = (*slice)(nil)
+var (
+	_ metric.Decoder      = (*slice)(nil)
+	_ metric.CheckedPaths = (*slice)(nil)
+)
+
+// PathsChecked is true: every path comes out of the sanitiser, which
+// guarantees metric.ValidPath (FuzzSlice asserts it).
+func (d *slice) PathsChecked() bool { return true }
 
 // sliceMessage is what the first pass keeps of a message's top level: the
 // raw members the decoder needs, first occurrence of each (as jsonscan's
@@ -129,7 +136,148 @@ func (d *slice) Decode(msg *metric.Message, out *metric.Result) error {
 	if len(msg.Value) > d.cfg.MaxMessageBytes {
 		return metric.Rejectf(metric.ReasonTooLarge, "%d bytes, limit %d", len(msg.Value), d.cfg.MaxMessageBytes)
 	}
+	if d.decodeData(msg, out) {
+		return nil
+	}
+	return d.decodeGeneral(msg, out)
+}
 
+// decodeData is the single pass for the common case, the data shape:
+// it reads the message once, building each sample as it meets its value. It gives up (returning
+// false, with out as it was) on anything else: another shape, a key with
+// escapes, a member of the wrong kind, broken JSON, a missing or bad ts.
+// decodeGeneral then decides, so that every rejection, and every detail
+// of its wording, has one source. FuzzSliceSinglePass holds the two to
+// the same result.
+func (d *slice) decodeData(msg *metric.Message, out *metric.Result) bool {
+	nSamples, nRejected := len(out.Samples), len(out.Rejected)
+	giveUp := func() bool {
+		out.Samples, out.Rejected = out.Samples[:nSamples], out.Rejected[:nRejected]
+		return false
+	}
+	c := d.scan.Cursor(msg.Value)
+	if c.EnterObject() != nil {
+		return false
+	}
+	var tsRaw []byte
+	seenData := false
+	for {
+		key, escaped, more, err := c.Next()
+		if err != nil || escaped {
+			return giveUp()
+		}
+		if !more {
+			break
+		}
+		switch string(key) {
+		case "ts":
+			if tsRaw == nil {
+				v, kind, err := c.Value()
+				if err != nil || kind != jsonscan.Number {
+					return giveUp()
+				}
+				tsRaw = v
+				continue
+			}
+		case "data":
+			if !seenData {
+				seenData = true
+				if !d.dataMembers(&c, out) {
+					return giveUp()
+				}
+				continue
+			}
+		case "prefixes", "slice_data":
+			return giveUp()
+		}
+		if _, _, err := c.Value(); err != nil { // a member the decoder ignores, or a repeat
+			return giveUp()
+		}
+	}
+	if c.End() != nil || !seenData {
+		return giveUp()
+	}
+	var ts float64
+	var err error
+	if tsRaw != nil {
+		ts, err = NumericTimestamp(tsRaw, UnitSeconds)
+	} else {
+		ts, err = missingTimestamp(msg, d.cfg.MissingTimestamp)
+	}
+	if err != nil {
+		return giveUp()
+	}
+	// ts may come after data in the message: the samples get it now.
+	for i := nSamples; i < len(out.Samples); i++ {
+		out.Samples[i].Time = ts
+	}
+	return true
+}
+
+// dataMembers reads the data object at c: {"<object path>":{"<metric>":value,...},...}.
+func (d *slice) dataMembers(c *jsonscan.Cursor, out *metric.Result) bool {
+	if c.EnterObject() != nil {
+		return false
+	}
+	for {
+		objPath, escaped, more, err := c.Next()
+		if err != nil || escaped {
+			return false
+		}
+		if !more {
+			return true
+		}
+		if c.Kind() != jsonscan.Object || c.EnterObject() != nil {
+			return false
+		}
+		var buf [256]byte
+		prefix := d.paths.Builder(buf[:0]).Write(objPath).Dot()
+		for {
+			name, escaped, more, err := c.Next()
+			if err != nil || escaped {
+				return false
+			}
+			if !more {
+				break
+			}
+			var v float64
+			var reason string
+			if c.Kind() == jsonscan.Number { // the common case, read in one go
+				f, err := c.Float()
+				if err != nil {
+					return false
+				}
+				v, reason = finiteValue(f)
+			} else {
+				value, kind, err := c.Value()
+				if err != nil {
+					return false
+				}
+				v, reason = d.cfg.Values.JSONValue(value, kind)
+			}
+			// As appendMetrics.
+			b := prefix
+			n := len(b.buf)
+			if b = b.Write(name); len(b.buf) == n {
+				out.Reject(b.String(), metric.ReasonBadPath)
+				continue
+			}
+			if reason := b.Check(); reason != "" {
+				out.Reject(b.String(), reason)
+				continue
+			}
+			if reason != "" {
+				out.Reject(string(b.Bytes()), reason)
+				continue
+			}
+			out.Samples = append(out.Samples, metric.Sample{Path: out.String(b.Bytes()), Value: v})
+		}
+	}
+}
+
+// decodeGeneral reads every shape, in two passes: the first validates the
+// whole message and finds its members, the second walks the shapes.
+func (d *slice) decodeGeneral(msg *metric.Message, out *metric.Result) error {
 	// First pass: validate the whole message and pick out its members, so
 	// that nothing is emitted from a message that later proves broken.
 	var m sliceMessage
@@ -340,8 +488,7 @@ func (d *slice) appendMetrics(out *metric.Result, prefix PathBuilder, metrics []
 			out.Reject(string(b.Bytes()), reason)
 			return nil
 		}
-		// One allocation per sample: the path's string.
-		out.Samples = append(out.Samples, metric.Sample{Path: string(b.Bytes()), Time: ts, Value: v})
+		out.Samples = append(out.Samples, metric.Sample{Path: out.String(b.Bytes()), Time: ts, Value: v})
 		return nil
 	})
 }

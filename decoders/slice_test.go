@@ -332,6 +332,7 @@ func FuzzSlice(f *testing.F) {
 			require.ErrorAs(t, err, &re)
 		}
 		for _, s := range got {
+			require.True(t, metric.ValidPath(s.Path), "the decoder vouches for its paths (metric.CheckedPaths): %q", s.Path)
 			require.False(t, math.IsInf(s.Value, 0) || math.IsNaN(s.Value), "sample %+v", s)
 			require.False(t, math.IsInf(s.Time, 0) || math.IsNaN(s.Time) || s.Time < 0, "sample %+v", s)
 		}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 )
 
 // Sample is one data point on its way to Carbon.
@@ -64,12 +65,39 @@ type Rejection struct {
 type Result struct {
 	Samples  []Sample
 	Rejected []Rejection
+	strs     []byte // room for String's strings; it survives Reset
 }
 
 // Reset empties r, keeping its memory.
 func (r *Result) Reset() {
 	r.Samples = r.Samples[:0]
 	r.Rejected = r.Rejected[:0]
+}
+
+// stringChunk is the memory String carves strings from at a time. A chunk
+// lives as long as any string carved from it; samples are written out
+// within a flush interval or so, so few chunks are alive at any time.
+const stringChunk = 16 << 10
+
+// String returns the text of b (a path a decoder built in a scratch buffer)
+// as a string. Strings are carved from chunks the Result keeps across
+// calls, so that a decoder pays one allocation per many messages rather
+// than one per sample. Carved bytes are never written again, and a full
+// chunk is replaced rather than grown, so the strings are as immutable as
+// any other.
+func (r *Result) String(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > cap(r.strs)-len(r.strs) {
+		if len(b) > stringChunk/8 {
+			return string(b) // an outsized one costs its own allocation, not a chunk
+		}
+		r.strs = make([]byte, 0, stringChunk)
+	}
+	start := len(r.strs)
+	r.strs = append(r.strs, b...)
+	return unsafe.String(&r.strs[start], len(b))
 }
 
 // Reject records that the sample at path was dropped for reason.
@@ -113,6 +141,17 @@ type Connectivity interface {
 // had to connect again (for shovel_output_reconnects_total).
 type ReconnectCounter interface {
 	Reconnects() uint64
+}
+
+// CheckedPaths is implemented by decoders that vouch for their paths: every
+// sample path they return satisfies ValidPath (they build paths with a
+// sanitiser that guarantees it, and their fuzz tests assert it). The router
+// then does not check those paths again unless a route rule rewrote them;
+// it still checks values and timestamps. A decoder that is not sure must
+// not implement it: the router's check is what keeps a space or newline
+// out of a Carbon line.
+type CheckedPaths interface {
+	PathsChecked() bool
 }
 
 // ErrNotConnected is wrapped by Output.Write errors when the destination

@@ -1,0 +1,33 @@
+package metric
+
+import (
+	"bytes"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestResultString: strings carved by Result.String keep their text while
+// the Result goes on carving (past chunk boundaries, across Reset), which
+// is what lets outputs hold them after the Result is reused.
+func TestResultString(t *testing.T) {
+	var r Result
+	var got, want []string
+	buf := make([]byte, 0, 64)
+	for i := 0; i < 5000; i++ {
+		buf = strconv.AppendInt(append(buf[:0], "voltha.olt."...), int64(i), 10)
+		got = append(got, r.String(buf))
+		want = append(want, string(buf))
+		buf[0] = 'X' // the scratch buffer is reused: the string must not see it
+		if i%100 == 0 {
+			r.Reset()
+		}
+	}
+	require.Equal(t, want, got)
+	require.Equal(t, "", r.String(nil))
+	big := bytes.Repeat([]byte("a"), stringChunk)
+	require.Equal(t, string(big), r.String(big))
+	allocs := testing.AllocsPerRun(1000, func() { _ = r.String([]byte("voltha.internal.abc.deferreds")) })
+	require.Less(t, allocs, 0.01, "one chunk serves hundreds of paths")
+}
