@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -122,13 +123,53 @@ func TestDeadLetters(t *testing.T) {
 	require.EqualValues(t, 3, r.Stats().Snapshot().DeadLetters)
 }
 
+// vouchingDecoder is lineDecoder claiming metric.CheckedPaths, which the
+// line decoder does not deserve: the router must check paths all the same
+// once a rule has rewritten them.
+type vouchingDecoder struct{ lineDecoder }
+
+func (vouchingDecoder) PathsChecked() bool { return true }
+
 func TestRewrittenPathsAreCheckedToo(t *testing.T) {
-	all, _ := NewMatch("", "", nil)
-	h := newHarness(t, []Route{{Match: all, Decoder: lineDecoder{}, DecoderName: "lines", Outputs: []string{"a"},
-		Rules: []Rule{{Rewrite: &Rewrite{Match: `^evil\.`, Replace: "x y\nz."}}}}},
-		[]OutputConfig{fastOutput("a")})
-	h.send(t, "t", "evil.cpu 1 100\nfine.cpu 2 100")
-	h.waitAcked(t, 1)
-	require.Equal(t, []metric.Sample{{Path: "fine.cpu", Value: 2, Time: 100}}, h.outs["a"].samples())
-	require.Equal(t, map[RejectKey]uint64{{"lines", metric.ReasonBadPath, true}: 1}, h.r.Stats().Snapshot().Rejects)
+	for _, dec := range []metric.Decoder{lineDecoder{}, vouchingDecoder{}} {
+		t.Run(fmt.Sprintf("%T", dec), func(t *testing.T) {
+			all, _ := NewMatch("", "", nil)
+			h := newHarness(t, []Route{{Match: all, Decoder: dec, DecoderName: "lines", Outputs: []string{"a"},
+				Rules: []Rule{{Rewrite: &Rewrite{Match: `^evil\.`, Replace: "x y\nz."}}}}},
+				[]OutputConfig{fastOutput("a")})
+			h.send(t, "t", "evil.cpu 1 100\nfine.cpu 2 100")
+			h.waitAcked(t, 1)
+			require.Equal(t, []metric.Sample{{Path: "fine.cpu", Value: 2, Time: 100}}, h.outs["a"].samples())
+			require.Equal(t, map[RejectKey]uint64{{"lines", metric.ReasonBadPath, true}: 1}, h.r.Stats().Snapshot().Rejects)
+		})
+	}
+}
+
+// TestCheckedPathsSkipOnlyWhenSafe: the router leaves out its path check
+// only for a decoder that vouches for its paths, on a route whose rules at
+// most filter.
+func TestCheckedPathsSkipOnlyWhenSafe(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		dec   metric.Decoder
+		rules []Rule
+		check bool
+	}{
+		{"plain decoder", lineDecoder{}, nil, true},
+		{"vouching decoder", vouchingDecoder{}, nil, false},
+		{"vouching, keep and drop", vouchingDecoder{}, []Rule{{Keep: "a.*"}, {Drop: "a.b"}}, false},
+		{"vouching, rewrite", vouchingDecoder{}, []Rule{{Rewrite: &Rewrite{Match: "^a", Replace: "b"}}}, true},
+		{"vouching, add_prefix", vouchingDecoder{}, []Rule{{AddPrefix: "p"}}, true},
+		{"vouching, strip_prefix", vouchingDecoder{}, []Rule{{StripPrefix: "p."}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			all, _ := NewMatch("", "", nil)
+			r, err := New(Config{
+				Routes:  []Route{{Match: all, Decoder: tc.dec, Outputs: []string{"a"}, Rules: tc.rules}},
+				Outputs: []OutputConfig{{Name: "a", Output: &memOutput{}}},
+			})
+			require.NoError(t, err)
+			require.Equal(t, tc.check, r.routes[0].checkPaths)
+		})
+	}
 }

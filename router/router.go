@@ -115,7 +115,7 @@ type Router struct {
 	dead   DeadLetter
 	now    func() time.Time
 
-	results sync.Pool // *metric.Result, one per Handle call in flight
+	scratch sync.Pool // *scratch, one per Handle call in flight
 
 	runCtx    context.Context
 	cancelRun context.CancelFunc
@@ -131,6 +131,9 @@ type compiledRoute struct {
 	Route
 	sinks   []*sink
 	decoded func(n int)
+	// checkPaths is false when the decoder vouches for its paths
+	// (metric.CheckedPaths) and no rule of the route changes them.
+	checkPaths bool
 }
 
 // New checks cfg and builds a router. It does no I/O: call Start to connect
@@ -194,7 +197,9 @@ func New(cfg Config) (*Router, error) {
 			return nil, fmt.Errorf("router: %s: %w", rt.Name, err)
 		}
 		rt.Rules = rules
-		cr := compiledRoute{Route: rt, decoded: r.stats.decodedCounter(rt.DecoderName)}
+		vouched, _ := rt.Decoder.(metric.CheckedPaths)
+		cr := compiledRoute{Route: rt, decoded: r.stats.decodedCounter(rt.DecoderName),
+			checkPaths: vouched == nil || !vouched.PathsChecked() || rulesChangePaths(rules)}
 		for _, name := range rt.Outputs {
 			s, ok := r.sinks[name]
 			if !ok {
@@ -293,11 +298,12 @@ func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) e
 
 // route decodes msg with rt's decoder and enqueues its samples to rt's outputs.
 func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Message, g *ackGroup) error {
-	res, _ := r.results.Get().(*metric.Result)
-	if res == nil {
-		res = &metric.Result{}
+	sc, _ := r.scratch.Get().(*scratch)
+	if sc == nil {
+		sc = &scratch{}
 	}
-	defer r.results.Put(res)
+	defer r.scratch.Put(sc)
+	res := &sc.res
 	res.Reset()
 	if err := safeDecode(rt.Decoder, msg, res); err != nil {
 		reason := metric.ReasonOf(err)
@@ -309,13 +315,13 @@ func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Messa
 	}
 	// Rules first: a rewrite can make a path unsafe, and every path must be
 	// checked as it will be written.
-	samples := r.checkSamples(msg, rt.DecoderName, applyRules(rt.Rules, res.Samples))
+	samples := r.checkSamples(msg, rt.DecoderName, applyRules(rt.Rules, res.Samples), rt.checkPaths)
 	if len(samples) == 0 {
 		return nil
 	}
 	rt.decoded(len(samples))
 	// One copy shared read-only by every sink: res is reused by the next call.
-	d := &delivery{samples: append([]metric.Sample(nil), samples...), group: g}
+	d := g.delivery(sc.carve(samples))
 	g.pending.Add(int32(len(rt.sinks)))
 	for _, s := range rt.sinks {
 		if err := s.enqueue(ctx, r.aborted, d); err != nil {
@@ -341,6 +347,44 @@ func (r *Router) deadLetter(ctx context.Context, msg *metric.Message, reason, de
 type ackGroup struct {
 	pending atomic.Int32
 	done    func()
+	first   delivery // the first route's, allocated with the group
+	used    bool
+}
+
+// delivery returns a delivery of samples that acknowledges to g.
+func (g *ackGroup) delivery(samples []metric.Sample) *delivery {
+	if !g.used { // most messages take one route: one allocation for both
+		g.used = true
+		g.first = delivery{samples: samples, group: g}
+		return &g.first
+	}
+	return &delivery{samples: samples, group: g}
+}
+
+// scratch is what one route call works in, reused through a pool.
+type scratch struct {
+	res     metric.Result
+	samples []metric.Sample // room for deliveries' copies of res.Samples
+}
+
+// sampleChunk is how many samples' room carve allocates at a time.
+const sampleChunk = 1024
+
+// carve copies samples into room that outlives the call (sinks hold it
+// until written), taking it from a chunk shared by many messages rather
+// than allocating per message. A chunk is freed once every delivery
+// carved from it is; carved samples are never written again.
+func (sc *scratch) carve(samples []metric.Sample) []metric.Sample {
+	n := len(samples)
+	if n > sampleChunk/4 {
+		return append([]metric.Sample(nil), samples...)
+	}
+	if cap(sc.samples)-len(sc.samples) < n {
+		sc.samples = make([]metric.Sample, 0, sampleChunk)
+	}
+	start := len(sc.samples)
+	sc.samples = append(sc.samples, samples...)
+	return sc.samples[start : start+n : start+n]
 }
 
 func (g *ackGroup) ack() {
@@ -353,7 +397,8 @@ func (g *ackGroup) ack() {
 // an invalid path (a space or newline would inject a Carbon line) or a
 // non-finite value. Decoders are expected to do this already; the router
 // checks again because a decoder registered by a user may not.
-func (r *Router) checkSamples(msg *metric.Message, decoder string, in []metric.Sample) []metric.Sample {
+// checkPaths false skips ValidPath (see metric.CheckedPaths).
+func (r *Router) checkSamples(msg *metric.Message, decoder string, in []metric.Sample, checkPaths bool) []metric.Sample {
 	out := in[:0]
 	var oldest, newest float64 = 0, math.Inf(1)
 	if r.window.MaxAge > 0 || r.window.MaxFuture > 0 {
@@ -367,7 +412,7 @@ func (r *Router) checkSamples(msg *metric.Message, decoder string, in []metric.S
 	}
 	for _, s := range in {
 		switch {
-		case !metric.ValidPath(s.Path):
+		case checkPaths && !metric.ValidPath(s.Path):
 			r.reject(msg, decoder, metric.ReasonBadPath, "sample dropped", &metric.Rejection{Path: s.Path, Reason: metric.ReasonBadPath})
 		case !finite(s.Value):
 			r.reject(msg, decoder, metric.ReasonNotFinite, "sample dropped", &metric.Rejection{Path: s.Path, Reason: metric.ReasonNotFinite})

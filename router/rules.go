@@ -147,3 +147,14 @@ next:
 	}
 	return out
 }
+
+// rulesChangePaths reports whether any rule may change a path (rather than
+// only keep or drop samples), which voids a decoder's metric.CheckedPaths.
+func rulesChangePaths(rules []Rule) bool {
+	for _, r := range rules {
+		if r.Keep == "" && r.Drop == "" {
+			return true
+		}
+	}
+	return false
+}
