@@ -120,6 +120,13 @@ func runBench(ctx context.Context, o *options, out io.Writer) (bool, error) {
 		} else {
 			args := []string{"route", "--config", cfgPath, "-K", broker, "-t", topic, "-g", group,
 				"-H", "127.0.0.1", "-p", port(rcv.addr()), "--line-port", dead}
+			if o.childProfile != "" {
+				path := o.childProfile
+				if len(o.partitions) > 1 {
+					path += fmt.Sprintf(".p%d", p)
+				}
+				args = append(args, "--cpuprofile", path, "--memprofile", path+".allocs")
+			}
 			res, err = runShovel(ctx, o, args, filepath.Join(tmp, fmt.Sprintf("shovel-p%d", p)), rcv, good)
 		}
 		if err != nil {

@@ -65,8 +65,10 @@ type options struct {
 	skipBare   bool
 	inProcess  bool
 	cpuProfile string
-	keepLogs   bool
-	trickle    int
+	// childProfile is the CPU profile of the shovel child (shovel route --cpuprofile).
+	childProfile string
+	keepLogs     bool
+	trickle      int
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -85,6 +87,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.trickle, "trickle", 0, "instead of the throughput run, publish this many messages at 10/s and report each one's latency to Carbon")
 	fs.BoolVar(&o.inProcess, "inprocess", false, "run the router inside the bench (for profiling) instead of as a child process")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of an in-process run to this file (implies -inprocess); the router's goroutines carry the label part=shovel")
+	fs.StringVar(&o.childProfile, "child-cpuprofile", "", "write CPU and allocation (FILE.allocs) profiles of the shovel child process (.pN is added in a sweep); unlike -cpuprofile it has librdkafka's cgo calls and the runtime exactly as in production")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the temporary config and shovel's log")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -114,6 +117,9 @@ func parseFlags(args []string) (*options, error) {
 	o.work.base = recentBase(o.work.messages)
 	if o.cpuProfile != "" {
 		o.inProcess = true
+	}
+	if o.childProfile != "" && (o.inProcess || o.instances != 1) {
+		return nil, fmt.Errorf("-child-cpuprofile profiles one child process: drop -inprocess, -cpuprofile and -instances")
 	}
 	if o.inProcess && o.instances != 1 {
 		return nil, fmt.Errorf("-inprocess runs one router; drop -instances")

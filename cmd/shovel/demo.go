@@ -62,6 +62,7 @@ The embedded broker keeps everything in memory and exists only inside
 shovel demo and the tests; no config file can ask for it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			tuneGC()
 			if !cmd.Flags().Changed("line-port") {
 				o.carbon.LinePort = 0
 			}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"reflect"
+	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,9 +29,11 @@ import (
 
 func newRouteCmd() *cobra.Command {
 	var (
-		cfgPath  string
-		httpAddr string
-		o        config.Overrides
+		cfgPath    string
+		httpAddr   string
+		cpuProfile string
+		memProfile string
+		o          config.Overrides
 	)
 	cmd := &cobra.Command{
 		Use:   "route",
@@ -60,6 +65,17 @@ localhost:2003 as fallback. The flags override the file.`,
 			if err != nil {
 				return usageError{err}
 			}
+			tuneGC()
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
+			if memProfile != "" {
+				defer writeAllocProfile(memProfile, cmd.ErrOrStderr())
+			}
 			return route(cmd.Context(), cfg, load, cmd.ErrOrStderr())
 		},
 	}
@@ -73,7 +89,52 @@ localhost:2003 as fallback. The flags override the file.`,
 	f.IntVarP(&o.Port, "port", "p", 0, "Carbon pickle port (2004 in the default config)")
 	f.IntVar(&o.LinePort, "line-port", 2003, "Carbon plaintext (fallback) port")
 	f.StringVar(&httpAddr, "http", config.DefaultHTTPAddress, `address of /metrics, /healthz and /readyz ("" disables them)`)
+	// For make bench and for profiling a deployment's workload: the profile
+	// covers the whole run and is written at a clean exit.
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the whole run to this file at exit")
+	_ = f.MarkHidden("cpuprofile")
+	_ = f.MarkHidden("memprofile")
 	return cmd
+}
+
+// defaultGCPercent is shovel's GOGC when the environment sets none. Its
+// live heap is small (messages in flight, queued batches) while it
+// allocates about a kilobyte per message, so Go's default of 100 collects
+// hundreds of times a second; make bench measured 20-30% less CPU per
+// sample at 300, for about 15 MiB more peak RSS.
+const defaultGCPercent = 300
+
+// tuneGC applies defaultGCPercent unless GOGC or GOMEMLIMIT says otherwise.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
+}
+
+func writeAllocProfile(path string, errw io.Writer) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(errw, "memprofile:", err)
+	}
+}
+
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func newLogger(cfg config.Log, w interface{ Write([]byte) (int, error) }) *slog.Logger {
