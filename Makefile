@@ -58,7 +58,7 @@ demo: build ## run everything in one process: embedded Kafka, KPI publisher, rou
 # e.g. BENCH_FLAGS='-partitions 1,4,8 -X fetch.queue.backoff.ms=10'.
 BENCH_BIN   := bin/shovel-bench
 BENCH_FLAGS ?=
-.PHONY: bench bench-smoke bench-harness
+.PHONY: bench bench-smoke bench-outage bench-harness
 
 bench-harness:
 	CGO_ENABLED=1 $(GO) build -o $(BENCH_BIN) ./cmd/shovel-bench
@@ -67,8 +67,12 @@ bench: build bench-harness ## Go micro-benchmarks (-benchmem), then the end-to-e
 	$(GO) test -run '^$$' -bench . -benchmem ./decoders/... ./outputs/... ./router/... ./cmd/shovel-bench/
 	$(BENCH_BIN) -shovel $(BIN) $(BENCH_FLAGS)
 
-bench-smoke: build bench-harness ## tiny end-to-end run (20 000 messages, 5% bad): fails only on missing or wrong samples
+bench-smoke: build bench-harness ## tiny end-to-end runs (20 000 messages, 5% bad; a 3 s Carbon outage): fail only on missing or wrong samples
 	$(BENCH_BIN) -shovel $(BIN) -messages 20000 -bad 0.05 -idle 30s
+	$(BENCH_BIN) -shovel $(BIN) -messages 20000 -outage 3s -idle 30s
+
+bench-outage: build bench-harness ## Carbon away for 60 s while the topic grows: shovel's RSS before, during and after
+	$(BENCH_BIN) -shovel $(BIN) -messages 200000 -partitions 4 -outage 60s $(BENCH_FLAGS)
 
 # How long `make soak` runs, as a Go duration.
 SOAKTIME ?= 3m

@@ -110,7 +110,7 @@ func runBench(ctx context.Context, o *options, out io.Writer) (bool, error) {
 
 		group := fmt.Sprintf("shovel-bench-p%d-%d", p, time.Now().UnixNano())
 		cfgPath := filepath.Join(tmp, fmt.Sprintf("shovel-p%d.yaml", p))
-		if err := os.WriteFile(cfgPath, shovelConfig(broker, topic, group, rcv.addr(), dead, o.settings), 0o600); err != nil {
+		if err := os.WriteFile(cfgPath, shovelConfig(broker, topic, group, rcv.addr(), dead, o.settings, o.workers), 0o600); err != nil {
 			return false, err
 		}
 		rcv.reset()
@@ -168,6 +168,13 @@ func port(addr string) string {
 // preload produces the workload into topic, message i to partition i%parts,
 // and returns the bytes produced.
 func preload(ctx context.Context, broker, topic string, parts int, w *workload) (int64, error) {
+	return produceRange(ctx, broker, topic, parts, w, 0, w.messages, 0)
+}
+
+// produceRange produces the workload's messages [from, to) round-robin over
+// the partitions, at most perSecond a second (0: as fast as it can), and
+// returns their bytes once every one is acknowledged.
+func produceRange(ctx context.Context, broker, topic string, parts int, w *workload, from, to, perSecond int) (int64, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(1<<20),
 		kgo.MaxBufferedRecords(100_000))
@@ -177,7 +184,19 @@ func preload(ctx context.Context, broker, topic string, parts int, w *workload) 
 	defer cl.Close()
 	var total int64
 	errc := make(chan error, 1)
-	for i := 0; i < w.messages; i++ {
+	var tick *time.Ticker
+	if perSecond > 0 {
+		tick = time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+	}
+	for i := from; i < to; i++ {
+		if tick != nil && (i-from)%max(1, perSecond/100) == 0 {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
 		v := w.message(i, make([]byte, 0, 64+40*w.samples))
 		total += int64(len(v))
 		cl.Produce(ctx, &kgo.Record{Topic: topic, Partition: int32(i % parts), Value: v}, func(_ *kgo.Record, err error) {
@@ -204,9 +223,12 @@ func preload(ctx context.Context, broker, topic string, parts int, w *workload) 
 
 // shovelConfig is the YAML shovel runs on: the default routes and outputs,
 // with the bench's extra librdkafka settings and quiet logs.
-func shovelConfig(broker, topic, group, pickleAddr, deadPort string, settings kvFlag) []byte {
+func shovelConfig(broker, topic, group, pickleAddr, deadPort string, settings kvFlag, workers int) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "kafka:\n  brokers: %q\n  topics: [%q]\n  group: %q\n  start: earliest\n", broker, topic, group)
+	if workers > 0 {
+		fmt.Fprintf(&b, "  workers: %d\n", workers)
+	}
 	if len(settings) == 0 {
 		b.WriteString("  settings: {}\n")
 	} else {

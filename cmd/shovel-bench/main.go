@@ -42,8 +42,11 @@ func main() {
 		os.Exit(2)
 	}
 	run := runBench
-	if opts.trickle > 0 {
+	switch {
+	case opts.trickle > 0:
 		run = runTrickle
+	case opts.outage > 0:
+		run = runOutage
 	}
 	ok, err := run(ctx, opts, os.Stdout)
 	if err != nil {
@@ -60,6 +63,7 @@ type options struct {
 	work       workload
 	partitions []int
 	instances  int
+	workers    int
 	settings   kvFlag
 	idle       time.Duration
 	skipBare   bool
@@ -69,6 +73,7 @@ type options struct {
 	childProfile string
 	keepLogs     bool
 	trickle      int
+	outage       time.Duration
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -81,10 +86,12 @@ func parseFlags(args []string) (*options, error) {
 	fs.Float64Var(&o.work.bad, "bad", 0, "share of messages no route takes (0..1): half invalid JSON, half an unknown type")
 	parts := fs.String("partitions", "1", "partitions of the topic; a comma-separated list runs a sweep (1,4,8)")
 	fs.IntVar(&o.instances, "instances", 1, "shovel processes in one consumer group, sharing the partitions")
+	fs.IntVar(&o.workers, "workers", 0, "shovel's kafka.workers (0: its default, one per CPU)")
 	fs.Var(&o.settings, "X", "librdkafka property key=value for shovel (kafka.settings) and the bare consumer; repeatable")
 	fs.DurationVar(&o.idle, "idle", 60*time.Second, "give a run up after this long without a new sample")
 	fs.BoolVar(&o.skipBare, "skip-bare", false, "do not time the bare consumer")
 	fs.IntVar(&o.trickle, "trickle", 0, "instead of the throughput run, publish this many messages at 10/s and report each one's latency to Carbon")
+	fs.DurationVar(&o.outage, "outage", 0, "instead of the throughput run: after -messages have gone through, take Carbon away for this long while the topic grows, and report shovel's RSS")
 	fs.BoolVar(&o.inProcess, "inprocess", false, "run the router inside the bench (for profiling) instead of as a child process")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of an in-process run to this file (implies -inprocess); the router's goroutines carry the label part=shovel")
 	fs.StringVar(&o.childProfile, "child-cpuprofile", "", "write CPU and allocation (FILE.allocs) profiles of the shovel child process (.pN is added in a sweep); unlike -cpuprofile it has librdkafka's cgo calls and the runtime exactly as in production")
@@ -120,6 +127,9 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.childProfile != "" && (o.inProcess || o.instances != 1) {
 		return nil, fmt.Errorf("-child-cpuprofile profiles one child process: drop -inprocess, -cpuprofile and -instances")
+	}
+	if o.outage > 0 && (o.trickle > 0 || o.inProcess || o.instances != 1 || len(o.partitions) != 1) {
+		return nil, fmt.Errorf("-outage runs one shovel child on one topic: drop -trickle, -inprocess, -cpuprofile, -instances and partition lists")
 	}
 	if o.inProcess && o.instances != 1 {
 		return nil, fmt.Errorf("-inprocess runs one router; drop -instances")

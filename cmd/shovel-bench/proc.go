@@ -38,18 +38,7 @@ func procCPU(pid int) (float64, error) {
 }
 
 // procHWM returns the process's peak resident set size in KiB (VmHWM).
-func procHWM(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
-}
+func procHWM(pid int) (int64, error) { return procStatusKiB(pid, "VmHWM:") }
 
 // machine describes the host for the report: CPUs, model, load average.
 func machine() string {

@@ -54,7 +54,7 @@ func runTrickle(ctx context.Context, o *options, out io.Writer) (bool, error) {
 	}
 	defer os.RemoveAll(tmp)
 	cfgPath := filepath.Join(tmp, "shovel.yaml")
-	if err := os.WriteFile(cfgPath, shovelConfig(broker, topic, "shovel-bench-trickle", rcv.addr(), dead, o.settings), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, shovelConfig(broker, topic, "shovel-bench-trickle", rcv.addr(), dead, o.settings, o.workers), 0o600); err != nil {
 		return false, err
 	}
 	logf, err := os.Create(filepath.Join(tmp, "shovel.log"))
