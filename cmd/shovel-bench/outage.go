@@ -129,6 +129,7 @@ func runOutage(ctx context.Context, o *options, out io.Writer) (bool, error) {
 	if err := <-produced; err != nil {
 		return false, err
 	}
+	rcv.firstAfter.Store(0)
 	if err := rcv.listenAgain(addr); err != nil {
 		return false, err
 	}
@@ -136,8 +137,15 @@ func runOutage(ctx context.Context, o *options, out io.Writer) (bool, error) {
 	t0 := time.Now()
 	ok := waitFor(int64(w.messages))
 	v := rcv.verdict()
-	fmt.Fprintf(out, "RSS: %.1f MiB before, peak %.1f MiB during the outage, %.1f MiB after catching up in %.1f s\n",
-		before, peak, rss(), time.Since(t0).Seconds())
+	// The first frame after the listener's return: until then shovel was
+	// waiting out its reconnect backoff (reconnect_min..reconnect_max).
+	reconnect := time.Duration(0)
+	if first := rcv.firstAfter.Load(); first > 0 {
+		reconnect = time.Duration(first - t0.UnixNano())
+	}
+	fmt.Fprintf(out, "RSS: %.1f MiB before, peak %.1f MiB during the outage, %.1f MiB after catching up\n", before, peak, rss())
+	fmt.Fprintf(out, "catching up: first sample %.1f s after Carbon came back (reconnect backoff), all %d waiting messages %.1f s after that\n",
+		reconnect.Seconds(), during, time.Since(t0).Seconds()-reconnect.Seconds())
 	fmt.Fprintf(out, "verify: %d of %d messages complete; %d missing, %d partial, %d duplicated; %d wrong samples\n",
 		rcv.complete.Load(), w.messages, v.missing, v.partial, v.duplicated, v.wrong)
 	for _, e := range v.examples {

@@ -26,7 +26,10 @@ type receiver struct {
 	wrong    atomic.Int64    // samples that were never sent
 	first    atomic.Int64    // unix ns of the first frame
 	last     atomic.Int64    // unix ns of the latest frame
-	doneAt   []atomic.Int64  // unix ns each message completed; set only for -trickle
+	// firstAfter is the unix ns of the first frame since it was last
+	// zeroed (-outage: since Carbon came back).
+	firstAfter atomic.Int64
+	doneAt     []atomic.Int64 // unix ns each message completed; set only for -trickle
 
 	mu       sync.Mutex
 	examples []string // the first few wrong samples and protocol errors
@@ -112,6 +115,7 @@ func (r *receiver) read(c net.Conn) error {
 		}
 		now := time.Now().UnixNano()
 		r.first.CompareAndSwap(0, now)
+		r.firstAfter.CompareAndSwap(0, now)
 		r.last.Store(now)
 		var wrong int64
 		got, err := decodePickleFrame(buf, func(path []byte, ts, val float64) {
