@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -113,6 +114,7 @@ func tuneGC() {
 }
 
 func writeAllocProfile(path string, errw io.Writer) {
+	runtime.GC() // the profile counts allocations up to the last collection
 	f, err := os.Create(path)
 	if err == nil {
 		err = pprof.Lookup("allocs").WriteTo(f, 0)
@@ -134,7 +136,12 @@ func startCPUProfile(path string) (stop func(), err error) {
 		f.Close()
 		return nil, fmt.Errorf("cpuprofile: %w", err)
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "cpuprofile:", err)
+		}
+	}, nil
 }
 
 func newLogger(cfg config.Log, w interface{ Write([]byte) (int, error) }) *slog.Logger {

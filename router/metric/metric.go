@@ -65,8 +65,13 @@ type Rejection struct {
 type Result struct {
 	Samples  []Sample
 	Rejected []Rejection
-	strs     []byte // room for String's strings; it survives Reset
+	// strs is where String carves from. It survives Reset, and it is a
+	// pointer so that copies of a Result carve from one place instead of
+	// overwriting each other's strings.
+	strs *stringArena
 }
+
+type stringArena struct{ buf []byte }
 
 // Reset empties r, keeping its memory.
 func (r *Result) Reset() {
@@ -89,15 +94,19 @@ func (r *Result) String(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	if len(b) > cap(r.strs)-len(r.strs) {
+	if r.strs == nil {
+		r.strs = &stringArena{}
+	}
+	a := r.strs
+	if len(b) > cap(a.buf)-len(a.buf) {
 		if len(b) > stringChunk/8 {
 			return string(b) // an outsized one costs its own allocation, not a chunk
 		}
-		r.strs = make([]byte, 0, stringChunk)
+		a.buf = make([]byte, 0, stringChunk)
 	}
-	start := len(r.strs)
-	r.strs = append(r.strs, b...)
-	return unsafe.String(&r.strs[start], len(b))
+	start := len(a.buf)
+	a.buf = append(a.buf, b...)
+	return unsafe.String(&a.buf[start], len(b))
 }
 
 // Reject records that the sample at path was dropped for reason.
@@ -125,7 +134,10 @@ type Output interface {
 	// not fatal: Write keeps trying to reconnect.
 	Connect(ctx context.Context) error
 	// Write delivers samples, or returns an error (wrapping ErrNotConnected
-	// when the destination cannot be reached right now).
+	// when the destination cannot be reached right now). samples and their
+	// paths belong to the router: an output that keeps a path after Write
+	// returns must copy it (strings.Clone), since a path may share memory
+	// with many others (see Result.String).
 	Write(ctx context.Context, samples []Sample) error
 	// Close flushes and releases the output's resources.
 	Close() error

@@ -31,3 +31,15 @@ func TestResultString(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() { _ = r.String([]byte("voltha.internal.abc.deferreds")) })
 	require.Less(t, allocs, 0.01, "one chunk serves hundreds of paths")
 }
+
+// TestResultStringCopies: a copy of a Result (a decoder wrapping another,
+// say) carves from the same place, so neither overwrites the other's strings.
+func TestResultStringCopies(t *testing.T) {
+	var out Result
+	_ = out.String([]byte("first"))
+	tmp := out
+	a := tmp.String([]byte("voltha.a.cpu"))
+	b := out.String([]byte("XXXXXXXXXXXX"))
+	require.Equal(t, "voltha.a.cpu", a)
+	require.Equal(t, "XXXXXXXXXXXX", b)
+}
