@@ -136,20 +136,21 @@ func (d *slice) Decode(msg *metric.Message, out *metric.Result) error {
 	if len(msg.Value) > d.cfg.MaxMessageBytes {
 		return metric.Rejectf(metric.ReasonTooLarge, "%d bytes, limit %d", len(msg.Value), d.cfg.MaxMessageBytes)
 	}
-	if d.decodeData(msg, out) {
+	if d.decodeSinglePass(msg, out) {
 		return nil
 	}
 	return d.decodeGeneral(msg, out)
 }
 
-// decodeData is the single pass for the common case, the data shape:
-// it reads the message once, building each sample as it meets its value. It gives up (returning
-// false, with out as it was) on anything else: another shape, a key with
+// decodeSinglePass is the single pass for the common cases, the data and
+// prefixes shapes: it reads the message once, building each sample as it
+// meets its value. It gives up (returning false, with out as it was) on
+// anything else: slice_data, both shapes in one message, a key with
 // escapes, a member of the wrong kind, broken JSON, a missing or bad ts.
 // decodeGeneral then decides, so that every rejection, and every detail
 // of its wording, has one source. FuzzSliceSinglePass holds the two to
 // the same result.
-func (d *slice) decodeData(msg *metric.Message, out *metric.Result) bool {
+func (d *slice) decodeSinglePass(msg *metric.Message, out *metric.Result) bool {
 	nSamples, nRejected := len(out.Samples), len(out.Rejected)
 	giveUp := func() bool {
 		out.Samples, out.Rejected = out.Samples[:nSamples], out.Rejected[:nRejected]
@@ -160,7 +161,7 @@ func (d *slice) decodeData(msg *metric.Message, out *metric.Result) bool {
 		return false
 	}
 	var tsRaw []byte
-	seenData := false
+	shape := "" // "data" or "prefixes", once met
 	for {
 		key, escaped, more, err := c.Next()
 		if err != nil || escaped {
@@ -169,7 +170,7 @@ func (d *slice) decodeData(msg *metric.Message, out *metric.Result) bool {
 		if !more {
 			break
 		}
-		switch string(key) {
+		switch string(key) { // compared, never kept: no allocation
 		case "ts":
 			if tsRaw == nil {
 				v, kind, err := c.Value()
@@ -179,22 +180,29 @@ func (d *slice) decodeData(msg *metric.Message, out *metric.Result) bool {
 				tsRaw = v
 				continue
 			}
-		case "data":
-			if !seenData {
-				seenData = true
-				if !d.dataMembers(&c, out) {
+		case "data", "prefixes":
+			k := "data"
+			if key[0] == 'p' {
+				k = "prefixes"
+			}
+			if shape == "" {
+				shape = k
+				if !d.objects(&c, out, k == "prefixes") {
 					return giveUp()
 				}
 				continue
 			}
-		case "prefixes", "slice_data":
+			if shape != k {
+				return giveUp() // the general decoder emits data before prefixes
+			}
+		case "slice_data":
 			return giveUp()
 		}
 		if _, _, err := c.Value(); err != nil { // a member the decoder ignores, or a repeat
 			return giveUp()
 		}
 	}
-	if c.End() != nil || !seenData {
+	if c.End() != nil || shape == "" {
 		return giveUp()
 	}
 	var ts float64
@@ -207,15 +215,17 @@ func (d *slice) decodeData(msg *metric.Message, out *metric.Result) bool {
 	if err != nil {
 		return giveUp()
 	}
-	// ts may come after data in the message: the samples get it now.
+	// ts may come after the samples in the message: they get it now.
 	for i := nSamples; i < len(out.Samples); i++ {
 		out.Samples[i].Time = ts
 	}
 	return true
 }
 
-// dataMembers reads the data object at c: {"<object path>":{"<metric>":value,...},...}.
-func (d *slice) dataMembers(c *jsonscan.Cursor, out *metric.Result) bool {
+// objects reads the object at c whose members name objects of metrics:
+// {"<object path>":{"<metric>":value,...},...} (data), or, with prefixes,
+// {"<prefix>":{"metrics":{"<metric>":value,...},...},...}.
+func (d *slice) objects(c *jsonscan.Cursor, out *metric.Result, prefixes bool) bool {
 	if c.EnterObject() != nil {
 		return false
 	}
@@ -232,46 +242,76 @@ func (d *slice) dataMembers(c *jsonscan.Cursor, out *metric.Result) bool {
 		}
 		var buf [256]byte
 		prefix := d.paths.Builder(buf[:0]).Write(objPath).Dot()
-		for {
-			name, escaped, more, err := c.Next()
+		if !prefixes {
+			if !d.metrics(c, out, prefix) {
+				return false
+			}
+			continue
+		}
+		seen := false
+		for { // a prefix's entry: its first "metrics" member; the rest is skipped
+			key, escaped, more, err := c.Next()
 			if err != nil || escaped {
 				return false
 			}
 			if !more {
 				break
 			}
-			var v float64
-			var reason string
-			if c.Kind() == jsonscan.Number { // the common case, read in one go
-				f, err := c.Float()
-				if err != nil {
+			if string(key) == "metrics" && !seen {
+				seen = true
+				if c.Kind() != jsonscan.Object || c.EnterObject() != nil || !d.metrics(c, out, prefix) {
 					return false
 				}
-				v, reason = finiteValue(f)
-			} else {
-				value, kind, err := c.Value()
-				if err != nil {
-					return false
-				}
-				v, reason = d.cfg.Values.JSONValue(value, kind)
-			}
-			// As appendMetrics.
-			b := prefix
-			n := len(b.buf)
-			if b = b.Write(name); len(b.buf) == n {
-				out.Reject(b.String(), metric.ReasonBadPath)
 				continue
 			}
-			if reason := b.Check(); reason != "" {
-				out.Reject(b.String(), reason)
-				continue
+			if _, _, err := c.Value(); err != nil {
+				return false
 			}
-			if reason != "" {
-				out.Reject(string(b.Bytes()), reason)
-				continue
-			}
-			out.Samples = append(out.Samples, metric.Sample{Path: out.String(b.Bytes()), Value: v})
 		}
+	}
+}
+
+// metrics reads the members of the object c has just entered, one sample
+// each, named prefix.<member>, as appendMetrics does.
+func (d *slice) metrics(c *jsonscan.Cursor, out *metric.Result, prefix PathBuilder) bool {
+	for {
+		name, escaped, more, err := c.Next()
+		if err != nil || escaped {
+			return false
+		}
+		if !more {
+			return true
+		}
+		var v float64
+		var reason string
+		if c.Kind() == jsonscan.Number { // the common case, read in one go
+			f, err := c.Float()
+			if err != nil {
+				return false
+			}
+			v, reason = finiteValue(f)
+		} else {
+			value, kind, err := c.Value()
+			if err != nil {
+				return false
+			}
+			v, reason = d.cfg.Values.JSONValue(value, kind)
+		}
+		b := prefix
+		n := len(b.buf)
+		if b = b.Write(name); len(b.buf) == n {
+			out.Reject(b.String(), metric.ReasonBadPath)
+			continue
+		}
+		if reason := b.Check(); reason != "" {
+			out.Reject(b.String(), reason)
+			continue
+		}
+		if reason != "" {
+			out.Reject(string(b.Bytes()), reason)
+			continue
+		}
+		out.Samples = append(out.Samples, metric.Sample{Path: out.String(b.Bytes()), Value: v})
 	}
 }
 

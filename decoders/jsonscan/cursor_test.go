@@ -99,7 +99,7 @@ func FuzzCursor(f *testing.F) {
 			return
 		}
 		require.NoError(t, err)
-		var want []string
+		want := []string{}
 		var each func(obj []byte)
 		each = func(obj []byte) {
 			require.NoError(t, s.ObjectEach(obj, func(key, value []byte, kind Kind) error {
