@@ -163,6 +163,28 @@ func (b PathBuilder) String() string {
 	return string(b.buf)
 }
 
+// WriteAllowed adds p when every byte of it is kept as it is (no dot, no
+// byte the sanitiser replaces): what Write would do, without its general
+// loop. It reports false, and returns b unchanged, otherwise; the caller
+// then uses Write. Metric names are nearly always such plain words.
+func (b PathBuilder) WriteAllowed(p []byte) (PathBuilder, bool) {
+	if len(p) == 0 {
+		return b, false
+	}
+	allowed := &b.s.allowed
+	for _, c := range p {
+		if !allowed[c] {
+			return b, false
+		}
+	}
+	if b.st.needDot {
+		b.buf, b.st.needDot, b.st.seg = append(b.buf, '.'), false, 0
+	}
+	b.buf, b.st.seg, b.st.inBad = append(b.buf, p...), b.st.seg+int32(len(p)), false
+	b.st.maxSeg = max(b.st.maxSeg, b.st.seg)
+	return b, true
+}
+
 func (b PathBuilder) write(p []byte, oneSegment bool) PathBuilder {
 	b.buf = b.s.appendPath(b.buf, &b.st, p, oneSegment)
 	return b

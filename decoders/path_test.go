@@ -101,5 +101,22 @@ func FuzzPathSanitizer(f *testing.F) {
 		again, reason := s.Sanitize(got)
 		require.Empty(t, reason)
 		require.Equal(t, got, again, "sanitising is idempotent")
+
+		// WriteAllowed, when it takes a piece, does what Write does, with
+		// the same effect on what follows (separators, segment lengths).
+		for _, prefix := range []string{"", "a.b", "a_", "a."} {
+			var buf1, buf2 [64]byte
+			w := s.Builder(buf1[:0]).WriteString(prefix).Dot()
+			a, ok := s.Builder(buf2[:0]).WriteString(prefix).Dot().WriteAllowed([]byte(in))
+			if !ok {
+				continue
+			}
+			w = w.Write([]byte(in))
+			require.Equal(t, string(w.Bytes()), string(a.Bytes()), "prefix %q, %q", prefix, in)
+			require.Equal(t, w.Check(), a.Check())
+			w, a = w.WriteString("x y").Dot().WriteString(in), a.WriteString("x y").Dot().WriteString(in)
+			require.Equal(t, string(w.Bytes()), string(a.Bytes()), "prefix %q, %q", prefix, in)
+			require.Equal(t, w.Check(), a.Check())
+		}
 	})
 }

@@ -297,11 +297,13 @@ func (d *slice) metrics(c *jsonscan.Cursor, out *metric.Result, prefix PathBuild
 			}
 			v, reason = d.cfg.Values.JSONValue(value, kind)
 		}
-		b := prefix
-		n := len(b.buf)
-		if b = b.Write(name); len(b.buf) == n {
-			out.Reject(b.String(), metric.ReasonBadPath)
-			continue
+		b, plain := prefix.WriteAllowed(name)
+		if !plain {
+			n := len(b.buf)
+			if b = b.Write(name); len(b.buf) == n {
+				out.Reject(b.String(), metric.ReasonBadPath)
+				continue
+			}
 		}
 		if reason := b.Check(); reason != "" {
 			out.Reject(b.String(), reason)

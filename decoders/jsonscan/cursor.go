@@ -139,26 +139,35 @@ func (c *Cursor) Float() (float64, error) {
 }
 
 // parseShortAt is parseShort on the token that starts at data[i], wherever
-// it ends; ok is false for anything parseShort would not take and for a
-// token that goes on (an exponent, more digits than fit), which the
-// general path then reads.
+// it ends, in the same single pass; ok is false for anything parseShort
+// would not take and for a token that goes on (an exponent, more digits
+// than fit), which the general path then reads.
 func parseShortAt(data []byte, i int) (f float64, end int, ok bool) {
-	j := i
+	j, neg := i, false
 	if j < len(data) && data[j] == '-' {
-		j++
+		j, neg = j+1, true
 	}
 	if j >= len(data) || !isDigit(data[j]) {
 		return 0, 0, false
 	}
+	var m uint64
+	digits, frac := 0, 0
 	if data[j] == '0' {
 		j++
 	} else {
-		for j < len(data) && isDigit(data[j]) {
-			j++
+		for ; j < len(data) && isDigit(data[j]); j++ {
+			m = m*10 + uint64(data[j]-'0')
+			digits++
 		}
 	}
 	if j < len(data) && data[j] == '.' {
 		for j++; j < len(data) && isDigit(data[j]); j++ {
+			m = m*10 + uint64(data[j]-'0')
+			digits++
+			frac++
+		}
+		if frac == 0 {
+			return 0, 0, false
 		}
 	}
 	if j < len(data) {
@@ -167,6 +176,14 @@ func parseShortAt(data []byte, i int) (f float64, end int, ok bool) {
 			return 0, 0, false // an exponent, or a token broken here: the general path says which
 		}
 	}
-	f, ok = parseShort(data[i:j])
-	return f, j, ok
+	// As in parseShort: digits caps frac, and keeps m (which may have
+	// wrapped if it did not hold) below 10^15 < 2^53.
+	if digits > 15 {
+		return 0, 0, false
+	}
+	f = float64(m) / pow10[frac]
+	if neg {
+		f = -f
+	}
+	return f, j, true
 }
