@@ -258,6 +258,63 @@ shutdown_timeout: 10s
 	return b.Bytes()
 }
 
+// soloShovel is one `shovel route` child on the bench's config, for the
+// modes that run a single one (-trickle, -outage).
+type soloShovel struct {
+	cmd *exec.Cmd
+	log string // its log file
+	tmp string
+}
+
+// startSoloShovel writes the config for topic (group name) and pickleAddr
+// into a temporary directory, kept with -keep-logs, and starts the child.
+func startSoloShovel(o *options, name, broker, topic, pickleAddr string, out io.Writer) (*soloShovel, error) {
+	dead, err := deadPort()
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", name+"-")
+	if err != nil {
+		return nil, err
+	}
+	s := &soloShovel{tmp: tmp, log: filepath.Join(tmp, "shovel.log")}
+	if o.keepLogs {
+		fmt.Fprintf(out, "config and log in %s\n", tmp)
+	}
+	cfgPath := filepath.Join(tmp, "shovel.yaml")
+	if err := os.WriteFile(cfgPath, shovelConfig(broker, topic, name, pickleAddr, dead, o.settings, o.workers), 0o600); err != nil {
+		s.stop(o)
+		return nil, err
+	}
+	logf, err := os.Create(s.log)
+	if err != nil {
+		s.stop(o)
+		return nil, err
+	}
+	defer logf.Close() // the child has its own descriptor
+	s.cmd = exec.Command(o.shovel, "route", "--config", cfgPath)
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := s.cmd.Start(); err != nil {
+		s.cmd = nil
+		s.stop(o)
+		return nil, fmt.Errorf("start %s: %w", o.shovel, err)
+	}
+	return s, nil
+}
+
+// stop ends the child with SIGTERM, waits for it, and removes its files
+// unless -keep-logs.
+func (s *soloShovel) stop(o *options) {
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		_ = s.cmd.Wait()
+	}
+	if !o.keepLogs {
+		os.RemoveAll(s.tmp)
+	}
+}
+
 // runBare runs this binary's bare-consumer subcommand as a child and reads its report.
 func runBare(ctx context.Context, o *options, broker, topic string, parts int) (*result, error) {
 	self, err := os.Executable()

@@ -6,11 +6,8 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -53,39 +50,12 @@ func runOutage(ctx context.Context, o *options, out io.Writer) (bool, error) {
 	}
 	defer func() { rcv.close() }()
 	addr := rcv.addr()
-	dead, err := deadPort()
+	sh, err := startSoloShovel(o, "shovel-bench-outage", broker, topic, addr, out)
 	if err != nil {
 		return false, err
 	}
-	tmp, err := os.MkdirTemp("", "shovel-bench-outage-")
-	if err != nil {
-		return false, err
-	}
-	if o.keepLogs {
-		fmt.Fprintf(out, "config and log in %s\n", tmp)
-	} else {
-		defer os.RemoveAll(tmp)
-	}
-	cfgPath := filepath.Join(tmp, "shovel.yaml")
-	if err := os.WriteFile(cfgPath, shovelConfig(broker, topic, "shovel-bench-outage", addr, dead, o.settings, o.workers), 0o600); err != nil {
-		return false, err
-	}
-	logf, err := os.Create(filepath.Join(tmp, "shovel.log"))
-	if err != nil {
-		return false, err
-	}
-	defer logf.Close()
-	cmd := exec.Command(o.shovel, "route", "--config", cfgPath)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return false, fmt.Errorf("start %s: %w", o.shovel, err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}()
-	pid := cmd.Process.Pid
+	defer sh.stop(o)
+	pid := sh.cmd.Process.Pid
 	rss := func() float64 {
 		kib, err := procStatusKiB(pid, "VmRSS:")
 		if err != nil {
@@ -107,7 +77,7 @@ func runOutage(ctx context.Context, o *options, out io.Writer) (bool, error) {
 	}
 
 	if !waitFor(int64(preloaded)) {
-		return false, fmt.Errorf("the preloaded messages did not arrive (shovel's log: %s)", logf.Name())
+		return false, fmt.Errorf("the preloaded messages did not arrive (shovel's log: %s)", sh.log)
 	}
 	before := rss()
 	fmt.Fprintf(out, "preloaded messages delivered; RSS %.1f MiB. Carbon goes away.\n", before)

@@ -4,12 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -44,34 +40,11 @@ func runTrickle(ctx context.Context, o *options, out io.Writer) (bool, error) {
 	}
 	defer rcv.close()
 	rcv.doneAt = make([]atomic.Int64, w.messages)
-	dead, err := deadPort()
+	sh, err := startSoloShovel(o, "shovel-bench-trickle", broker, topic, rcv.addr(), out)
 	if err != nil {
 		return false, err
 	}
-	tmp, err := os.MkdirTemp("", "shovel-bench-trickle-")
-	if err != nil {
-		return false, err
-	}
-	defer os.RemoveAll(tmp)
-	cfgPath := filepath.Join(tmp, "shovel.yaml")
-	if err := os.WriteFile(cfgPath, shovelConfig(broker, topic, "shovel-bench-trickle", rcv.addr(), dead, o.settings, o.workers), 0o600); err != nil {
-		return false, err
-	}
-	logf, err := os.Create(filepath.Join(tmp, "shovel.log"))
-	if err != nil {
-		return false, err
-	}
-	defer logf.Close()
-	cmd := exec.Command(o.shovel, "route", "--config", cfgPath)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return false, fmt.Errorf("start %s: %w", o.shovel, err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}()
+	defer sh.stop(o)
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))
 	if err != nil {
