@@ -347,46 +347,8 @@ var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 // also takes, but only after a general scan). Anything else, including
 // every invalid token, is left to the general path.
 func parseShort(b []byte) (float64, bool) {
-	i, neg := 0, false
-	if len(b) > 0 && b[0] == '-' {
-		i, neg = 1, true
-	}
-	if i >= len(b) {
-		return 0, false
-	}
-	var m uint64
-	digits, frac := 0, 0
-	if b[i] == '0' {
-		i++
-	} else {
-		for ; i < len(b) && isDigit(b[i]); i++ {
-			m = m*10 + uint64(b[i]-'0')
-			digits++
-		}
-		if digits == 0 {
-			return 0, false
-		}
-	}
-	if i < len(b) && b[i] == '.' {
-		for i++; i < len(b) && isDigit(b[i]); i++ {
-			m = m*10 + uint64(b[i]-'0')
-			digits++
-			frac++
-		}
-		if frac == 0 {
-			return 0, false
-		}
-	}
-	// digits caps frac too, and keeps m (which may have wrapped if it did
-	// not hold) below 10^15 < 2^53.
-	if i != len(b) || digits > 15 {
-		return 0, false
-	}
-	f := float64(m) / pow10[frac]
-	if neg {
-		f = -f
-	}
-	return f, true
+	f, end, ok := parseShortAt(b, 0)
+	return f, ok && end == len(b)
 }
 
 // AppendString appends the unescaped text of the JSON string token value
