@@ -73,3 +73,18 @@ func testGolden(t *testing.T, dec metric.Decoder, dir, ext string) {
 		})
 	}
 }
+
+// TestDecodersVouchForPaths: every built-in decoder builds its paths with
+// the sanitiser, so the router need not check them again
+// (metric.CheckedPaths); checkInvariants and FuzzSlice hold them to it.
+func TestDecodersVouchForPaths(t *testing.T) {
+	for name, dec := range map[string]metric.Decoder{
+		"slice":            newDecoder[decoders.SliceConfig](t, "slice", nil),
+		"json":             newDecoder(t, "json", onuStats), // it needs its fields
+		"carbon-plaintext": newDecoder[decoders.PlaintextConfig](t, "carbon-plaintext", nil),
+		"carbon-pickle":    newDecoder[decoders.PickleConfig](t, "carbon-pickle", nil),
+	} {
+		cp, ok := dec.(metric.CheckedPaths)
+		require.True(t, ok && cp.PathsChecked(), name)
+	}
+}

@@ -74,6 +74,10 @@ type plaintext struct {
 	paths *PathSanitizer
 }
 
+// PathsChecked is true: every path comes out of the sanitiser and its
+// Check, which guarantee metric.ValidPath (the fuzz test asserts it).
+func (d *plaintext) PathsChecked() bool { return true }
+
 var _ metric.Decoder = (*plaintext)(nil)
 
 func (d *plaintext) Decode(msg *metric.Message, out *metric.Result) error {
