@@ -130,7 +130,9 @@ func (r *receiver) listenAgain(addr string) error {
 	for range 50 { // the port may take a moment to be free again
 		var ln net.Listener
 		if ln, err = net.Listen("tcp", addr); err == nil {
-			r.ln = ln
+			r.mu.Lock()
+			r.ln, r.closed = ln, false
+			r.mu.Unlock()
 			r.wg.Add(1)
 			go r.accept()
 			return nil

@@ -34,6 +34,7 @@ type receiver struct {
 	mu       sync.Mutex
 	examples []string // the first few wrong samples and protocol errors
 	conns    map[net.Conn]struct{}
+	closed   bool // close has run (listenAgain clears it)
 	wg       sync.WaitGroup
 }
 
@@ -53,6 +54,7 @@ func (r *receiver) addr() string { return r.ln.Addr().String() }
 func (r *receiver) close() {
 	r.ln.Close()
 	r.mu.Lock()
+	r.closed = true // a connection accepted from now on is dropped at once
 	for c := range r.conns {
 		c.Close()
 	}
@@ -76,6 +78,11 @@ func (r *receiver) accept() {
 			return
 		}
 		r.mu.Lock()
+		if r.closed { // accepted as close ran, after it closed the others
+			r.mu.Unlock()
+			c.Close()
+			return
+		}
 		r.conns[c] = struct{}{}
 		r.mu.Unlock()
 		r.wg.Add(1)

@@ -134,7 +134,8 @@ type tcpProxy struct {
 	ln     net.Listener
 	target string
 	conns  map[net.Conn]struct{}
-	cuts   int // connections closed by cut
+	down   bool // ln is closed (cut or cleanup): what its accept still gets is dropped
+	cuts   int  // connections closed by cut
 	wg     sync.WaitGroup
 }
 
@@ -147,6 +148,7 @@ func newTCPProxy(t testing.TB) *tcpProxy {
 	t.Cleanup(func() {
 		p.mu.Lock()
 		p.ln.Close()
+		p.down = true
 		for c := range p.conns {
 			c.Close()
 		}
@@ -178,6 +180,14 @@ func (p *tcpProxy) accept(ln net.Listener) {
 			continue
 		}
 		p.mu.Lock()
+		if p.down || p.ln != ln {
+			// Accepted as cut or cleanup closed the port, registered
+			// after they closed the others: it must not survive them.
+			p.mu.Unlock()
+			c.Close()
+			up.Close()
+			return
+		}
 		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 		p.mu.Unlock()
 		p.wg.Add(2)
@@ -204,6 +214,7 @@ func (p *tcpProxy) cut(t testing.TB, d time.Duration) int {
 	t.Helper()
 	p.mu.Lock()
 	p.ln.Close()
+	p.down = true
 	n := len(p.conns)
 	for c := range p.conns {
 		c.Close()
@@ -218,7 +229,7 @@ func (p *tcpProxy) cut(t testing.TB, d time.Duration) int {
 		return err == nil
 	}, 10*time.Second, 20*time.Millisecond, "listen again on %s", p.addr)
 	p.mu.Lock()
-	p.ln = ln
+	p.ln, p.down = ln, false
 	p.mu.Unlock()
 	p.wg.Add(1)
 	go p.accept(ln)
@@ -367,6 +378,7 @@ type stallListener struct {
 	samples []carbontest.Sample
 	errs    []error
 	conns   map[net.Conn]struct{}
+	closed  bool // cleanup has run: accept drops what it still gets
 	wg      sync.WaitGroup
 }
 
@@ -388,6 +400,7 @@ func listenStalling(t *testing.T) *stallListener {
 		ln.Close()
 		l.setStalled(false)
 		l.mu.Lock()
+		l.closed = true
 		for c := range l.conns {
 			c.Close()
 		}
@@ -427,6 +440,11 @@ func (l *stallListener) accept() {
 		}
 		l.accepts.Add(1)
 		l.mu.Lock()
+		if l.closed { // accepted as cleanup ran, after it closed the others
+			l.mu.Unlock()
+			c.Close()
+			return
+		}
 		l.conns[c] = struct{}{}
 		l.mu.Unlock()
 		l.wg.Add(1)

@@ -38,6 +38,7 @@ type Listener struct {
 	samples []Sample
 	errs    []error
 	conns   map[net.Conn]struct{}
+	closed  bool // Close has run: accept drops what it still gets
 	wg      sync.WaitGroup
 }
 
@@ -90,6 +91,7 @@ func (l *Listener) Addr() string { return l.ln.Addr().String() }
 func (l *Listener) Close() {
 	l.ln.Close()
 	l.mu.Lock()
+	l.closed = true // a connection accepted from now on is dropped at once
 	for c := range l.conns {
 		c.Close()
 	}
@@ -105,6 +107,14 @@ func (l *Listener) accept() {
 			return
 		}
 		l.mu.Lock()
+		if l.closed {
+			// Accepted just before Close closed the listener, but
+			// registered after it closed the others: without this it
+			// would be read forever and Close would never return.
+			l.mu.Unlock()
+			c.Close()
+			return
+		}
 		l.conns[c] = struct{}{}
 		l.mu.Unlock()
 		l.wg.Add(1)
