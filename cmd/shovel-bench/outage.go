@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/shovel-metrics/shovel/outputs/carbon/carbontest"
 )
 
 // outageRate is how fast the topic grows while Carbon is away: 20 000
@@ -130,11 +132,7 @@ func (r *receiver) listenAgain(addr string) error {
 	for range 50 { // the port may take a moment to be free again
 		var ln net.Listener
 		if ln, err = net.Listen("tcp", addr); err == nil {
-			r.mu.Lock()
-			r.ln, r.closed = ln, false
-			r.mu.Unlock()
-			r.wg.Add(1)
-			go r.accept()
+			r.srv = carbontest.Serve(ln, r.serve)
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shovel-metrics/shovel/outputs/carbon/carbontest"
 )
 
 // maxPickleFrame is Carbon's limit (MAX_LENGTH in carbon/protocols.py).
@@ -17,8 +19,8 @@ const maxPickleFrame = 1 << 20
 // receiver is a Carbon pickle listener that checks every sample against the
 // workload and counts, per message, how many of its samples arrived.
 type receiver struct {
-	w  *workload
-	ln net.Listener
+	w   *workload
+	srv *carbontest.Server
 
 	perMsg   []atomic.Uint32 // samples received per message index
 	complete atomic.Int64    // messages whose every sample arrived (once)
@@ -33,9 +35,6 @@ type receiver struct {
 
 	mu       sync.Mutex
 	examples []string // the first few wrong samples and protocol errors
-	conns    map[net.Conn]struct{}
-	closed   bool // close has run (listenAgain clears it)
-	wg       sync.WaitGroup
 }
 
 func newReceiver(w *workload) (*receiver, error) {
@@ -43,24 +42,15 @@ func newReceiver(w *workload) (*receiver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("receiver: listen: %w", err)
 	}
-	r := &receiver{w: w, ln: ln, perMsg: make([]atomic.Uint32, w.messages), conns: map[net.Conn]struct{}{}}
-	r.wg.Add(1)
-	go r.accept()
+	r := &receiver{w: w, perMsg: make([]atomic.Uint32, w.messages)}
+	r.srv = carbontest.Serve(ln, r.serve)
 	return r, nil
 }
 
-func (r *receiver) addr() string { return r.ln.Addr().String() }
+func (r *receiver) addr() string { return r.srv.Addr().String() }
 
-func (r *receiver) close() {
-	r.ln.Close()
-	r.mu.Lock()
-	r.closed = true // a connection accepted from now on is dropped at once
-	for c := range r.conns {
-		c.Close()
-	}
-	r.mu.Unlock()
-	r.wg.Wait()
-}
+// close stops listening and drops every connection: Carbon going away.
+func (r *receiver) close() { r.srv.Close() }
 
 func (r *receiver) note(format string, args ...any) {
 	r.mu.Lock()
@@ -70,33 +60,10 @@ func (r *receiver) note(format string, args ...any) {
 	r.mu.Unlock()
 }
 
-func (r *receiver) accept() {
-	defer r.wg.Done()
-	for {
-		c, err := r.ln.Accept()
-		if err != nil {
-			return
-		}
-		r.mu.Lock()
-		if r.closed { // accepted as close ran, after it closed the others
-			r.mu.Unlock()
-			c.Close()
-			return
-		}
-		r.conns[c] = struct{}{}
-		r.mu.Unlock()
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			if err := r.read(c); err != nil {
-				r.wrong.Add(1)
-				r.note("connection %s: %v", c.RemoteAddr(), err)
-			}
-			r.mu.Lock()
-			delete(r.conns, c)
-			r.mu.Unlock()
-			c.Close()
-		}()
+func (r *receiver) serve(c net.Conn) {
+	if err := r.read(c); err != nil {
+		r.wrong.Add(1)
+		r.note("connection %s: %v", c.RemoteAddr(), err)
 	}
 }
 

@@ -369,7 +369,7 @@ func TestFaultCarbonRestartsMidStream(t *testing.T) {
 // keeping its connections open and accepting new ones: a hung Carbon. Its
 // sockets have a small receive buffer, so the TCP window fills quickly.
 type stallListener struct {
-	ln      net.Listener
+	srv     *carbontest.Server
 	accepts atomic.Int64
 
 	mu      sync.Mutex
@@ -377,9 +377,6 @@ type stallListener struct {
 	stalled bool
 	samples []carbontest.Sample
 	errs    []error
-	conns   map[net.Conn]struct{}
-	closed  bool // cleanup has run: accept drops what it still gets
-	wg      sync.WaitGroup
 }
 
 func listenStalling(t *testing.T) *stallListener {
@@ -392,25 +389,17 @@ func listenStalling(t *testing.T) *stallListener {
 	}}
 	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	l := &stallListener{ln: ln, conns: map[net.Conn]struct{}{}}
+	l := &stallListener{}
 	l.cond = sync.NewCond(&l.mu)
-	l.wg.Add(1)
-	go l.accept()
+	l.srv = carbontest.Serve(ln, l.serve)
 	t.Cleanup(func() {
-		ln.Close()
-		l.setStalled(false)
-		l.mu.Lock()
-		l.closed = true
-		for c := range l.conns {
-			c.Close()
-		}
-		l.mu.Unlock()
-		l.wg.Wait()
+		l.setStalled(false) // readers waiting for the stall to end see their connection closed
+		l.srv.Close()
 	})
 	return l
 }
 
-func (l *stallListener) Addr() string { return l.ln.Addr().String() }
+func (l *stallListener) Addr() string { return l.srv.Addr().String() }
 
 func (l *stallListener) setStalled(s bool) {
 	l.mu.Lock()
@@ -431,32 +420,12 @@ func (l *stallListener) Len() int {
 	return len(l.samples)
 }
 
-func (l *stallListener) accept() {
-	defer l.wg.Done()
-	for {
-		c, err := l.ln.Accept()
-		if err != nil {
-			return
-		}
-		l.accepts.Add(1)
+func (l *stallListener) serve(c net.Conn) {
+	l.accepts.Add(1)
+	if err := l.read(c); err != nil {
 		l.mu.Lock()
-		if l.closed { // accepted as cleanup ran, after it closed the others
-			l.mu.Unlock()
-			c.Close()
-			return
-		}
-		l.conns[c] = struct{}{}
+		l.errs = append(l.errs, err)
 		l.mu.Unlock()
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			defer c.Close()
-			if err := l.read(c); err != nil {
-				l.mu.Lock()
-				l.errs = append(l.errs, err)
-				l.mu.Unlock()
-			}
-		}()
 	}
 }
 

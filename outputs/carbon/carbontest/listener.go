@@ -32,14 +32,11 @@ type Sample struct {
 // address, and decodes pickles with gopickle as Carbon's own receiver does.
 type Listener struct {
 	pickle bool
-	ln     net.Listener
+	srv    *Server
 
 	mu      sync.Mutex
 	samples []Sample
 	errs    []error
-	conns   map[net.Conn]struct{}
-	closed  bool // Close has run: accept drops what it still gets
-	wg      sync.WaitGroup
 }
 
 // ListenPickle starts a pickle receiver on a free loopback port.
@@ -77,67 +74,30 @@ func listenWrapped(t testing.TB, isPickle bool, addr string, wrap func(net.Liste
 	if wrap != nil {
 		ln = wrap(ln)
 	}
-	l := &Listener{pickle: isPickle, ln: ln, conns: map[net.Conn]struct{}{}}
-	l.wg.Add(1)
-	go l.accept()
+	l := &Listener{pickle: isPickle}
+	l.srv = Serve(ln, l.read)
 	t.Cleanup(l.Close)
 	return l
 }
 
 // Addr is the listener's "127.0.0.1:port".
-func (l *Listener) Addr() string { return l.ln.Addr().String() }
+func (l *Listener) Addr() string { return l.srv.Addr().String() }
 
 // Close stops accepting and drops every connection.
-func (l *Listener) Close() {
-	l.ln.Close()
-	l.mu.Lock()
-	l.closed = true // a connection accepted from now on is dropped at once
-	for c := range l.conns {
-		c.Close()
-	}
-	l.mu.Unlock()
-	l.wg.Wait()
-}
+func (l *Listener) Close() { l.srv.Close() }
 
-func (l *Listener) accept() {
-	defer l.wg.Done()
-	for {
-		c, err := l.ln.Accept()
-		if err != nil {
-			return
-		}
+// read decodes one connection, keeping what it cannot read as an error.
+func (l *Listener) read(c net.Conn) {
+	var err error
+	if l.pickle {
+		err = l.readPickle(c)
+	} else {
+		err = l.readPlaintext(c)
+	}
+	if err != nil {
 		l.mu.Lock()
-		if l.closed {
-			// Accepted just before Close closed the listener, but
-			// registered after it closed the others: without this it
-			// would be read forever and Close would never return.
-			l.mu.Unlock()
-			c.Close()
-			return
-		}
-		l.conns[c] = struct{}{}
+		l.errs = append(l.errs, err)
 		l.mu.Unlock()
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			defer func() {
-				l.mu.Lock()
-				delete(l.conns, c)
-				l.mu.Unlock()
-				c.Close()
-			}()
-			var err error
-			if l.pickle {
-				err = l.readPickle(c)
-			} else {
-				err = l.readPlaintext(c)
-			}
-			if err != nil {
-				l.mu.Lock()
-				l.errs = append(l.errs, err)
-				l.mu.Unlock()
-			}
-		}()
 	}
 }
 
