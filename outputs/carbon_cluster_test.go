@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -318,18 +319,8 @@ func TestCarbonClusterWriteAllocs(t *testing.T) {
 	var dests []any
 	for i := range 3 {
 		ln := listen(t)
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					_, _ = io.Copy(io.Discard, c)
-				}()
-			}
-		}()
+		srv := carbontest.Serve(ln, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+		t.Cleanup(srv.Close)
 		dests = append(dests, map[string]any{"address": ln.Addr().String(), "instance": string(rune('a' + i))})
 	}
 	for _, d := range []string{"carbon_ch", "fnv1a_ch", "jump_fnv1a_ch"} {

@@ -317,19 +317,8 @@ func BenchmarkClusterWriteHashed(b *testing.B) {
 	for i := range dests {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(b, err)
-		b.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					_, _ = io.Copy(io.Discard, c)
-				}()
-			}
-		}()
+		srv := carbontest.Serve(ln, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+		b.Cleanup(srv.Close)
 		dests[i] = Destination{Address: ln.Addr().String(), Instance: string(rune('a' + i))}
 	}
 	samples := make([]metric.Sample, 5000)
