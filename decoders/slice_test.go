@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,39 +70,8 @@ func renderPath(p string) string {
 	return strconv.Quote(p)
 }
 
-func goldenInputs(t testing.TB) []string {
-	inputs, err := filepath.Glob(filepath.Join("testdata", "slice", "*.json"))
-	require.NoError(t, err)
-	require.NotEmpty(t, inputs)
-	return inputs
-}
-
 func TestSliceGolden(t *testing.T) {
-	dec := newSliceDecoder(t, nil)
-	for _, in := range goldenInputs(t) {
-		name := strings.TrimSuffix(filepath.Base(in), ".json")
-		t.Run(name, func(t *testing.T) {
-			value, err := os.ReadFile(in)
-			require.NoError(t, err)
-			var out metric.Result
-			err = dec.Decode(&metric.Message{Value: value}, &out)
-			got := render(out, err)
-
-			golden := strings.TrimSuffix(in, ".json") + ".golden"
-			if *update {
-				require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
-				return
-			}
-			want, rerr := os.ReadFile(golden)
-			require.NoError(t, rerr, "run with -update to create it, then review it")
-			require.Equal(t, string(want), got)
-			if err != nil {
-				var re *metric.RejectError
-				require.ErrorAs(t, err, &re, "whole-message errors are rejections, counted by reason")
-				require.Less(t, len(re.Detail), 120, "detail is for a log line")
-			}
-		})
-	}
+	testGolden(t, newSliceDecoder(t, nil), "slice", ".json")
 }
 
 func TestSliceLimits(t *testing.T) {
@@ -314,7 +282,7 @@ func TestSliceAllocs(t *testing.T) {
 // whole-message reason that the model derives from encoding/json's reading
 // of the same bytes.
 func FuzzSlice(f *testing.F) {
-	for _, in := range goldenInputs(f) {
+	for _, in := range goldenFiles(f, "slice", ".json") {
 		value, err := os.ReadFile(in)
 		require.NoError(f, err)
 		f.Add(value)
