@@ -347,14 +347,12 @@ func (r *Router) deadLetter(ctx context.Context, msg *metric.Message, reason, de
 type ackGroup struct {
 	pending atomic.Int32
 	done    func()
-	first   delivery // the first route's, allocated with the group
-	used    bool
+	first   delivery // the first route's, allocated with the group (in use once its group is set)
 }
 
 // delivery returns a delivery of samples that acknowledges to g.
 func (g *ackGroup) delivery(samples []metric.Sample) *delivery {
-	if !g.used { // most messages take one route: one allocation for both
-		g.used = true
+	if g.first.group == nil { // most messages take one route: one allocation for both
 		g.first = delivery{samples: samples, group: g}
 		return &g.first
 	}
