@@ -237,7 +237,7 @@ func (d *slice) objects(c *jsonscan.Cursor, out *metric.Result, prefixes bool) b
 		if !more {
 			return true
 		}
-		if c.Kind() != jsonscan.Object || c.EnterObject() != nil {
+		if c.EnterObject() != nil {
 			return false
 		}
 		var buf [256]byte
@@ -259,7 +259,7 @@ func (d *slice) objects(c *jsonscan.Cursor, out *metric.Result, prefixes bool) b
 			}
 			if string(key) == "metrics" && !seen {
 				seen = true
-				if c.Kind() != jsonscan.Object || c.EnterObject() != nil || !d.metrics(c, out, prefix) {
+				if c.EnterObject() != nil || !d.metrics(c, out, prefix) {
 					return false
 				}
 				continue
