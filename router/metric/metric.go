@@ -65,6 +65,15 @@ type Rejection struct {
 type Result struct {
 	Samples  []Sample
 	Rejected []Rejection
+	// Budget bounds what one Decode call may produce, in bytes as Cost
+	// counts them; 0 means no bound. The router sets it from the size of
+	// the message being decoded, so that no message can decode into more
+	// than a bounded multiple of itself (a 1 MB message whose one long
+	// key is shared by 100 000 metric names would otherwise become
+	// hundreds of MB of samples). Decoders charge it through Add, Charge
+	// and Reject, and stop at the first error.
+	Budget int
+	spent  int
 	// strs is where String carves from. It survives Reset, and it is a
 	// pointer so that copies of a Result carve from one place instead of
 	// overwriting each other's strings.
@@ -73,10 +82,65 @@ type Result struct {
 
 type stringArena struct{ buf []byte }
 
-// Reset empties r, keeping its memory.
+// Reset empties r, keeping its memory and its Budget.
 func (r *Result) Reset() {
 	r.Samples = r.Samples[:0]
 	r.Rejected = r.Rejected[:0]
+	r.spent = 0
+}
+
+// SampleOverhead is what a sample costs beyond its path's bytes: its own
+// size in memory (a string header and two float64s), which is also about
+// what it costs on the wire besides the path (a pickle tuple or a
+// plaintext line carries a timestamp and a value of similar size).
+const SampleOverhead = int(unsafe.Sizeof(Sample{}))
+
+// Cost is what s is charged against a Result's Budget and the router's
+// memory budget.
+func Cost(s *Sample) int { return len(s.Path) + SampleOverhead }
+
+// Add appends s to r.Samples and charges its Cost. Once the charges pass
+// r.Budget it adds nothing more and returns the over-budget rejection,
+// which the decoder returns as its own error: the message is rejected
+// whole, as soon as the budget is crossed rather than after building
+// everything.
+func (r *Result) Add(s Sample) error {
+	r.spent += len(s.Path) + SampleOverhead
+	if r.Budget > 0 && r.spent > r.Budget {
+		return r.overBudget()
+	}
+	r.Samples = append(r.Samples, s)
+	return nil
+}
+
+// Charge accounts n bytes of other work done for the message (a pickle
+// memo, a template's expansion, per-sample rejections) against r.Budget,
+// returning the over-budget rejection once it is passed. Decoders charge
+// what grows with the input in ways the input's size does not bound.
+func (r *Result) Charge(n int) error {
+	r.spent += n
+	if r.Budget > 0 && r.spent > r.Budget {
+		return r.overBudget()
+	}
+	return nil
+}
+
+// Spent returns the bytes charged since the last Reset.
+func (r *Result) Spent() int { return r.spent }
+
+// Over returns the over-budget rejection if the charges have passed
+// r.Budget, else nil. Reject charges too but cannot fail, so a decoder
+// whose loop may only reject checks Over as it goes.
+func (r *Result) Over() error {
+	if r.Budget > 0 && r.spent > r.Budget {
+		return r.overBudget()
+	}
+	return nil
+}
+
+func (r *Result) overBudget() error {
+	return &RejectError{Reason: ReasonOverBudget,
+		Detail: fmt.Sprintf("decoding passed the output budget of %d bytes for this message", r.Budget)}
 }
 
 // stringChunk is the memory String carves strings from at a time. A chunk
@@ -109,8 +173,12 @@ func (r *Result) String(b []byte) string {
 	return unsafe.String(&a.buf[start], len(b))
 }
 
+// rejectionOverhead is what a rejection costs besides its path.
+const rejectionOverhead = int(unsafe.Sizeof(Rejection{}))
+
 // Reject records that the sample at path was dropped for reason.
 func (r *Result) Reject(path, reason string) {
+	r.spent += len(path) + rejectionOverhead
 	r.Rejected = append(r.Rejected, Rejection{Path: path, Reason: reason})
 }
 
@@ -217,4 +285,7 @@ const (
 	ReasonNotFinite    = "not_finite"
 	ReasonBadPath      = "bad_path"
 	ReasonNoRoute      = "no_route"
+	// ReasonOverBudget: the message would decode into more than its
+	// output budget (Result.Budget); it is rejected whole.
+	ReasonOverBudget = "output_budget"
 )

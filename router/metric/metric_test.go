@@ -43,3 +43,39 @@ func TestResultStringCopies(t *testing.T) {
 	require.Equal(t, "voltha.a.cpu", a)
 	require.Equal(t, "XXXXXXXXXXXX", b)
 }
+
+// TestResultBudget: Add, Charge and Reject charge the budget; the first
+// call past it fails with the over-budget reason and adds nothing; Reset
+// starts a new account under the same budget.
+func TestResultBudget(t *testing.T) {
+	r := Result{Budget: 3 * (SampleOverhead + 4)}
+	for i := 0; i < 3; i++ {
+		require.NoError(t, r.Add(Sample{Path: "a.bc", Value: float64(i)}))
+	}
+	require.NoError(t, r.Over())
+	err := r.Add(Sample{Path: "d", Value: 9})
+	require.Equal(t, ReasonOverBudget, ReasonOf(err))
+	require.Len(t, r.Samples, 3, "the sample past the budget is not added")
+	require.Error(t, r.Over())
+
+	r.Reset()
+	require.Zero(t, r.Spent())
+	require.NoError(t, r.Charge(r.Budget))
+	require.Equal(t, ReasonOverBudget, ReasonOf(r.Charge(1)))
+
+	r.Reset()
+	for i := 0; i < 3; i++ {
+		r.Reject("x.y", ReasonNotANumber)
+	}
+	require.Greater(t, r.Spent(), 3*3)
+	for r.Over() == nil {
+		r.Reject("x.y", ReasonNotANumber)
+	}
+	require.LessOrEqual(t, len(r.Rejected)*(rejectionOverhead+3), r.Budget+rejectionOverhead+3)
+
+	unbounded := Result{}
+	for i := 0; i < 10000; i++ {
+		require.NoError(t, unbounded.Add(Sample{Path: "p"}))
+	}
+	require.Equal(t, 10000*(SampleOverhead+1), unbounded.Spent())
+}
