@@ -77,17 +77,56 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // Server runs Handler on an address until Close.
 type Server struct {
 	srv *http.Server
-	ln  net.Listener
+	ln  *connLimiter
+}
+
+// limits bound what clients of the status server can make it hold. Its
+// clients are a Prometheus scraper and a few probes, each sending a small
+// GET: anything slower or bigger is not one of them.
+type limits struct {
+	readHeader, read, write, idle time.Duration
+	maxHeaderBytes                int
+	maxConns                      int
+}
+
+// defaultLimits are documented in docs/limits.md. The idle timeout is
+// longer than the usual scrape intervals (15–60 s), so that a scraper
+// keeps its connection; the write timeout leaves a slow link time for a
+// large /metrics page.
+var defaultLimits = limits{
+	readHeader:     5 * time.Second,
+	read:           10 * time.Second,
+	write:          30 * time.Second,
+	idle:           90 * time.Second,
+	maxHeaderBytes: 16 << 10,
+	maxConns:       64,
 }
 
 // Listen binds addr (the config's default is loopback: these endpoints
 // expose internals and are not meant for the open network).
 func Listen(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
+	return listen(addr, h, log, defaultLimits)
+}
+
+func listen(addr string, h http.Handler, log *slog.Logger, lim limits) (*Server, error) {
+	inner, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("status: listen %s: %w", addr, err)
 	}
-	s := &Server{ln: ln, srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ln := newConnLimiter(inner, lim.maxConns)
+	s := &Server{ln: ln, srv: &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: lim.readHeader,
+		ReadTimeout:       lim.read,
+		WriteTimeout:      lim.write,
+		IdleTimeout:       lim.idle,
+		MaxHeaderBytes:    lim.maxHeaderBytes,
+		ConnState:         ln.track,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("status server stopped", "err", err)
