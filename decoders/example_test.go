@@ -6,7 +6,7 @@ import (
 	"math"
 
 	"github.com/shovel-metrics/shovel/decoders"
-	"github.com/shovel-metrics/shovel/decoders/jsonscan"
+	"github.com/shovel-metrics/shovel/router/jsonscan"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 

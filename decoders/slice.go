@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/shovel-metrics/shovel/decoders/jsonscan"
+	"github.com/shovel-metrics/shovel/router/jsonscan"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 

@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shovel-metrics/shovel/decoders"
-	"github.com/shovel-metrics/shovel/decoders/internal/jsonref"
-	"github.com/shovel-metrics/shovel/decoders/jsonscan"
+	"github.com/shovel-metrics/shovel/router/jsonscan"
+	"github.com/shovel-metrics/shovel/router/jsonscan/jsonref"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 

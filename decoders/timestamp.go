@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/shovel-metrics/shovel/decoders/jsonscan"
+	"github.com/shovel-metrics/shovel/router/jsonscan"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 

@@ -6,7 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shovel-metrics/shovel/decoders"
-	"github.com/shovel-metrics/shovel/decoders/jsonscan"
+	"github.com/shovel-metrics/shovel/router/jsonscan"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/shovel-metrics/shovel/decoders/jsonscan"
+	"github.com/shovel-metrics/shovel/router/jsonscan"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 

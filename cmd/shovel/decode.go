@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shovel-metrics/shovel/config"
-	"github.com/shovel-metrics/shovel/decoders/jsonscan"
 	"github.com/shovel-metrics/shovel/outputs/carbon"
+	"github.com/shovel-metrics/shovel/router/jsonscan"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 

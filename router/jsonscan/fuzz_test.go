@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/shovel-metrics/shovel/decoders/internal/jsonref"
+	"github.com/shovel-metrics/shovel/router/jsonscan/jsonref"
 )
 
 // encodingJSONMaxDepth is encoding/json's own nesting limit; with the same
