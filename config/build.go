@@ -86,6 +86,7 @@ func Build(c *Config, log *slog.Logger, opts ...BuildOption) (*Built, error) {
 		},
 		DeadLetter: bo.deadLetter,
 		Stats:      bo.stats,
+		Output:     c.Limits.OutputLimits(),
 	}
 	for _, name := range sortedKeys(c.Outputs) {
 		o := c.Outputs[name]

@@ -39,6 +39,8 @@ type Config struct {
 	DeadLetter DeadLetter `mapstructure:"dead_letter"`
 	// ShutdownTimeout bounds the flush on SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// Limits bounds what shovel does for any one message.
+	Limits Limits `mapstructure:"limits"`
 }
 
 // Kafka is the `kafka:` section.
@@ -214,6 +216,7 @@ func Load(path string) (*Config, error) {
 		HTTP:            HTTP{Address: DefaultHTTPAddress},
 		SelfMetrics:     SelfMetrics{Prefix: DefaultSelfMetricsPrefix},
 		ShutdownTimeout: DefaultShutdownTimeout,
+		Limits:          DefaultLimits(),
 	}
 	if err := decodeStrict(v.AllSettings(), cfg, ""); err != nil {
 		if path != "" {
@@ -267,6 +270,7 @@ func decodeStrict(in any, out any, prefix string) error {
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
 			mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.StringToSliceHookFunc(","),
+			byteSizeHook,
 		),
 	})
 	if err != nil {

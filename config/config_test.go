@@ -49,6 +49,7 @@ func TestGoodFile(t *testing.T) {
 	require.Equal(t, DefaultMaxFuture, c.Timestamps.MaxFuture, "unset keys keep their defaults")
 	require.Equal(t, "clamp", c.Timestamps.OutOfWindow)
 	require.Equal(t, "shovel.dead", c.DeadLetter.Topic)
+	require.Equal(t, Limits{OutputRatio: 8, OutputMin: 128 << 10}, c.Limits)
 	_, err = Build(c, nil)
 	require.NoError(t, err)
 }
@@ -60,7 +61,8 @@ func TestBadFiles(t *testing.T) {
 	}{
 		{"typo.bad.yml", []string{"kafka.brokrs: unknown key (known keys here: brokers, group, settings, start, topics, workers)"}},
 		{"plugin-typo.bad.yml", []string{"outputs.g.adress: unknown key (known keys here: address,"}},
-		{"types.bad.yml", []string{"kafka.group: expected type 'string'", "outputs.g.batch_size:"}},
+		{"types.bad.yml", []string{"kafka.group: expected type 'string'", "outputs.g.batch_size:",
+			`limits.output_min: "lots" is not a size in bytes`}},
 		{"semantics.bad.yml", []string{
 			`kafka.brokers: "localhost" is not host:port`,
 			`kafka.topics[0]: "^(" is not a valid regular expression`,
@@ -76,6 +78,8 @@ func TestBadFiles(t *testing.T) {
 			`routes[0].rules[0]: error parsing regexp: missing closing ): ` + "`^(`",
 			"timestamps.max_age: must not be negative",
 			`timestamps.out_of_window: must be "reject" or "clamp", got "wrap"`,
+			"limits.output_ratio: must be between 1 and 65536, got 0.5",
+			"limits.output_min: must be between 4128 bytes (one sample of the longest path) and 1073741824, got 100",
 		}},
 	}
 	for _, tt := range tests {
@@ -90,6 +94,21 @@ func TestBadFiles(t *testing.T) {
 			}
 			require.Len(t, strings.Split(err.Error(), "\n"), len(tt.want), "one line per problem:\n%s", err)
 		})
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	for in, want := range map[string]ByteSize{
+		"65536": 65536, "64KiB": 64 << 10, " 256 MiB ": 256 << 20, "1GiB": 1 << 30,
+		"64kB": 64000, "2MB": 2e6, "1GB": 1e9, "512B": 512, "0": 0,
+	} {
+		got, err := ParseByteSize(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "KiB", "-1", "1.5MiB", "10 potatoes", "9999999999999GiB"} {
+		_, err := ParseByteSize(in)
+		require.Error(t, err, in)
 	}
 }
 

@@ -209,6 +209,7 @@ func (c *Config) Validate() error {
 			bad("self_metrics.prefix", "%q is not a valid metric path", sm.Prefix)
 		}
 	}
+	c.Limits.validate(bad)
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", "must be positive, got %s", c.ShutdownTimeout)
 	}

@@ -40,6 +40,9 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Stats, when set, is shared with earlier router generations (see NewStats).
 	Stats *Stats
+	// Output bounds what each message may decode into (Result.Budget);
+	// zero fields take metric.DefaultOutputLimits.
+	Output metric.OutputLimits
 }
 
 // TimeWindow keeps a producer with a wrong clock from writing into whisper
@@ -112,6 +115,7 @@ type Router struct {
 	limit  *ratelimit.Limiter
 	stats  *Stats
 	window TimeWindow
+	output metric.OutputLimits
 	dead   DeadLetter
 	now    func() time.Time
 
@@ -150,12 +154,19 @@ func New(cfg Config) (*Router, error) {
 			return nil, fmt.Errorf("router: metrics: %w", err)
 		}
 	}
+	if cfg.Output.Ratio <= 0 {
+		cfg.Output.Ratio = metric.DefaultOutputRatio
+	}
+	if cfg.Output.Min <= 0 {
+		cfg.Output.Min = metric.DefaultOutputMin
+	}
 	r := &Router{
 		sinks:   make(map[string]*sink, len(cfg.Outputs)),
 		log:     log,
 		limit:   ratelimit.New(10 * time.Second),
 		stats:   stats,
 		window:  cfg.Window,
+		output:  cfg.Output,
 		aborted: make(chan struct{}),
 		dead:    cfg.DeadLetter,
 		now:     time.Now,
@@ -305,7 +316,8 @@ func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Messa
 	defer r.scratch.Put(sc)
 	res := &sc.res
 	res.Reset()
-	if err := safeDecode(rt.Decoder, msg, res); err != nil {
+	res.Budget = r.output.Budget(msg.Size())
+	if err := decodeWithin(rt.Decoder, msg, res); err != nil {
 		reason := metric.ReasonOf(err)
 		r.reject(msg, rt.DecoderName, reason, err.Error(), nil)
 		return r.deadLetter(ctx, msg, reason, err.Error(), g)
@@ -442,6 +454,24 @@ func safeDecode(d metric.Decoder, msg *metric.Message, res *metric.Result) (err 
 		}
 	}()
 	return d.Decode(msg, res)
+}
+
+// decodeWithin decodes msg into res and holds the result to res.Budget.
+// The built-in decoders charge the budget as they go (Result.Add) and stop
+// at the first sample past it; a decoder that appends to res.Samples
+// itself is caught here, after the fact, by the cost of what it returned.
+// Either way the message is rejected whole, as output_budget.
+func decodeWithin(d metric.Decoder, msg *metric.Message, res *metric.Result) error {
+	if err := safeDecode(d, msg, res); err != nil {
+		return err
+	}
+	if err := res.Over(); err != nil {
+		return err
+	}
+	if c := res.Cost(); res.Budget > 0 && c > res.Budget {
+		return metric.Rejectf(metric.ReasonOverBudget, "decoded into %d bytes, more than the output budget of %d bytes for this message", c, res.Budget)
+	}
+	return nil
 }
 
 func (r *Router) match(msg *metric.Message, typ *msgType) *compiledRoute {

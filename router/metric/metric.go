@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 	"unsafe"
 )
@@ -125,6 +126,20 @@ func (r *Result) Charge(n int) error {
 	return nil
 }
 
+// Cost returns what r's samples and rejections cost, as Add and Reject
+// charge them. The router checks it after Decode, so that a decoder that
+// appends to Samples itself, without Add, is bounded too (after the fact).
+func (r *Result) Cost() int {
+	n := (len(r.Samples)*SampleOverhead + len(r.Rejected)*rejectionOverhead)
+	for i := range r.Samples {
+		n += len(r.Samples[i].Path)
+	}
+	for i := range r.Rejected {
+		n += len(r.Rejected[i].Path)
+	}
+	return n
+}
+
 // Spent returns the bytes charged since the last Reset.
 func (r *Result) Spent() int { return r.spent }
 
@@ -141,6 +156,51 @@ func (r *Result) Over() error {
 func (r *Result) overBudget() error {
 	return &RejectError{Reason: ReasonOverBudget,
 		Detail: fmt.Sprintf("decoding passed the output budget of %d bytes for this message", r.Budget)}
+}
+
+// Defaults of the output budget, the config's limits.output_ratio and
+// limits.output_min. The real messages shovel serves decode into 0.3 to 3
+// times their size (path and sample overhead counted as Cost counts them:
+// the goldens under decoders/testdata, the Voltha KPI shapes and the kpi
+// publisher's messages; docs/limits.md has the table); 16 leaves five
+// times that, and a message's own key, headers and value all count. The
+// floor lets a small message with long paths through: 64 KiB is 15 samples
+// of the longest path allowed, or 1 000 of a typical one.
+const (
+	DefaultOutputRatio = 16
+	DefaultOutputMin   = 64 << 10
+)
+
+// OutputLimits sets the output budget of each message: the larger of Min
+// and Ratio times the message's size.
+type OutputLimits struct {
+	Ratio float64
+	Min   int
+}
+
+// DefaultOutputLimits returns DefaultOutputRatio and DefaultOutputMin.
+func DefaultOutputLimits() OutputLimits {
+	return OutputLimits{Ratio: DefaultOutputRatio, Min: DefaultOutputMin}
+}
+
+// Budget returns the output budget of a message of size bytes (see Size).
+func (l OutputLimits) Budget(size int) int {
+	b := l.Ratio * float64(size)
+	if b >= math.MaxInt32 {
+		return math.MaxInt32
+	}
+	return max(l.Min, int(b))
+}
+
+// Size is what a message weighs for its output budget: its value, its key
+// and its headers' keys and values. Headers count because a decoder may
+// read them, and the router holds them as long as the message.
+func (m *Message) Size() int {
+	n := len(m.Value) + len(m.Key)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 // stringChunk is the memory String carves strings from at a time. A chunk

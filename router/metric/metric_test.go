@@ -79,3 +79,23 @@ func TestResultBudget(t *testing.T) {
 	}
 	require.Equal(t, 10000*(SampleOverhead+1), unbounded.Spent())
 }
+
+// TestOutputLimits: a message's budget is Ratio times its value, key and
+// headers, and never below Min; Cost counts what Add and Reject charge.
+func TestOutputLimits(t *testing.T) {
+	l := OutputLimits{Ratio: 16, Min: 64 << 10}
+	require.Equal(t, 64<<10, l.Budget(0))
+	require.Equal(t, 64<<10, l.Budget(4096))
+	require.Equal(t, 16<<20, l.Budget(1<<20))
+	require.Equal(t, int(^uint32(0)>>1), l.Budget(1<<40), "capped, never overflowing")
+	require.Equal(t, OutputLimits{Ratio: DefaultOutputRatio, Min: DefaultOutputMin}, DefaultOutputLimits())
+
+	msg := Message{Value: []byte("12345"), Key: []byte("k"), Headers: []Header{{Key: "ab", Value: []byte("cde")}, {Key: "f"}}}
+	require.Equal(t, 5+1+2+3+1, msg.Size())
+
+	var r Result
+	require.NoError(t, r.Add(Sample{Path: "a.b"}))
+	r.Reject("x", ReasonBadPath)
+	r.Samples = append(r.Samples, Sample{Path: "uncharged"}) // a decoder that does not use Add
+	require.Equal(t, r.Spent()+len("uncharged")+SampleOverhead, r.Cost())
+}

@@ -1,0 +1,92 @@
+package router
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shovel-metrics/shovel/router/metric"
+)
+
+// repeatDecoder reads "N path" and returns N samples of path: an
+// amplifying decoder, as a hostile message makes of a real one. With add
+// it charges each sample through Result.Add and stops at the budget, as
+// the built-in decoders do; without, it appends to Samples itself, as a
+// user's decoder may, and only the router's check after Decode bounds it.
+type repeatDecoder struct {
+	add   bool
+	built *int // samples built by the last call, for the test
+}
+
+func (d repeatDecoder) Decode(msg *metric.Message, out *metric.Result) error {
+	n, path, _ := strings.Cut(string(msg.Value), " ")
+	count, err := strconv.Atoi(n)
+	if err != nil {
+		return metric.Rejectf(metric.ReasonBadShape, "%v", err)
+	}
+	*d.built = 0
+	for i := 0; i < count; i++ {
+		s := metric.Sample{Path: path, Time: 100, Value: float64(i)}
+		*d.built++
+		if !d.add {
+			out.Samples = append(out.Samples, s)
+			continue
+		}
+		if err := out.Add(s); err != nil {
+			out.Samples = out.Samples[:0]
+			return err
+		}
+	}
+	return nil
+}
+
+// TestOutputBudget: a message that would decode into more than its output
+// budget is rejected whole as output_budget, counted under its decoder and
+// dead-lettered, whether its decoder charges as it goes (and then stops at
+// the budget) or not; the messages around it are delivered.
+func TestOutputBudget(t *testing.T) {
+	for _, add := range []bool{true, false} {
+		t.Run("add="+strconv.FormatBool(add), func(t *testing.T) {
+			all, _ := NewMatch("", "", nil)
+			built := 0
+			dl := &memDeadLetter{}
+			out := &memOutput{}
+			limits := metric.OutputLimits{Ratio: 4, Min: 8 << 10}
+			r, err := New(Config{
+				Routes:     []Route{{Match: all, Decoder: repeatDecoder{add: add, built: &built}, DecoderName: "rep", Outputs: []string{"a"}}},
+				Outputs:    []OutputConfig{{Name: "a", Output: out, BatchSize: 1, FlushInterval: time.Millisecond}},
+				DeadLetter: dl,
+				Output:     limits,
+			})
+			require.NoError(t, err)
+			r.Start(context.Background())
+			defer r.Close(context.Background())
+
+			path := strings.Repeat("p", 100)
+			sampleCost := len(path) + metric.SampleOverhead
+			fits := limits.Min / sampleCost // what the floor takes of a tiny message
+			handle := func(value string, key []byte) {
+				msg := &metric.Message{Value: []byte(value), Key: key}
+				require.NoError(t, r.Handle(context.Background(), msg, func() {}))
+			}
+			handle(strconv.Itoa(fits)+" "+path, nil) // exactly the floor: delivered
+			handle("1000000 "+path, nil)             // 130 MB of samples from 108 bytes
+			if add {
+				require.Equal(t, fits+1, built, "a charging decoder stops at the first sample past the budget")
+			}
+			// A large key raises the budget: the key counts as the message's size.
+			key := make([]byte, 2*fits*sampleCost/int(limits.Ratio))
+			handle(strconv.Itoa(2*fits)+" "+path, key)
+			handle(strconv.Itoa(fits+1)+" "+path, nil) // one sample past the floor
+			dl.release()
+
+			require.Eventually(t, func() bool { return len(out.samples()) == 3*fits }, 5*time.Second, time.Millisecond)
+			require.Equal(t, []string{metric.ReasonOverBudget, metric.ReasonOverBudget}, dl.reasons)
+			require.Equal(t, map[RejectKey]uint64{{"rep", metric.ReasonOverBudget, false}: 2}, r.Stats().Snapshot().Rejects)
+		})
+	}
+}
