@@ -3,10 +3,15 @@ package router
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shovel-metrics/shovel/router/metric"
@@ -172,4 +177,80 @@ func TestCheckedPathsSkipOnlyWhenSafe(t *testing.T) {
 			require.Equal(t, tc.check, r.routes[0].checkPaths)
 		})
 	}
+}
+
+// skippingDecoder skips messages starting with "skip:", naming the reason
+// after the colon, and decodes the rest as lines.
+type skippingDecoder struct{ lineDecoder }
+
+func (d skippingDecoder) Decode(msg *metric.Message, out *metric.Result) error {
+	if reason, ok := strings.CutPrefix(string(msg.Value), "skip:"); ok {
+		return fmt.Errorf("wrapped: %w", metric.Skip(reason))
+	}
+	return d.lineDecoder.Decode(msg, out)
+}
+
+// A skipped message is counted by decoder and reason, acknowledged at
+// once, never logged and never dead-lettered; the messages around it go on.
+func TestSkippedMessages(t *testing.T) {
+	all, _ := NewMatch("", "", nil)
+	dl := &memDeadLetter{}
+	out := &memOutput{}
+	var logs strings.Builder
+	logw := &syncWriter{w: &logs}
+	reg := prometheus.NewRegistry()
+	r, err := New(Config{
+		Routes:     []Route{{Match: all, Decoder: skippingDecoder{}, DecoderName: "events", Outputs: []string{"a"}}},
+		Outputs:    []OutputConfig{{Name: "a", Output: out, BatchSize: 1, FlushInterval: time.Millisecond}},
+		DeadLetter: dl,
+		Logger:     slog.New(slog.NewTextHandler(logw, nil)),
+		Registerer: reg,
+	})
+	require.NoError(t, err)
+	r.Start(context.Background())
+	defer r.Close(context.Background())
+
+	var acked atomic.Int64
+	for _, v := range []string{"skip:device_event", "a.b 1 100", "skip:device_event", "skip:rpc_event"} {
+		require.NoError(t, r.Handle(context.Background(), &metric.Message{Value: []byte(v)}, func() { acked.Add(1) }))
+	}
+	require.Eventually(t, func() bool { return acked.Load() == 4 }, 5*time.Second, time.Millisecond)
+	require.Equal(t, []metric.Sample{{Path: "a.b", Value: 1, Time: 100}}, out.samples())
+	snap := r.Stats().Snapshot()
+	require.Equal(t, map[SkipKey]uint64{{"events", "device_event"}: 2, {"events", "rpc_event"}: 1}, snap.Skips)
+	require.Empty(t, snap.Rejects)
+	require.Empty(t, dl.reasons, "a skip is not a dead letter")
+	require.Zero(t, snap.DeadLetters)
+	require.EqualValues(t, 4, snap.Messages)
+	logw.mu.Lock()
+	require.Empty(t, logs.String(), "a skip is not worth a log line")
+	logw.mu.Unlock()
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	var got []string
+	for _, f := range families {
+		if f.GetName() != "shovel_skipped_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := ""
+			for _, l := range m.GetLabel() {
+				labels += l.GetName() + "=" + l.GetValue() + " "
+			}
+			got = append(got, fmt.Sprintf("%s%g", labels, m.GetCounter().GetValue()))
+		}
+	}
+	require.ElementsMatch(t, []string{"decoder=events reason=device_event 2", "decoder=events reason=rpc_event 1"}, got)
+}
+
+// syncWriter serialises writes from the router's goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

@@ -318,6 +318,12 @@ func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Messa
 	res.Reset()
 	res.Budget = r.output.Budget(msg.Size())
 	if err := decodeWithin(rt.Decoder, msg, res); err != nil {
+		if reason, ok := metric.SkipReason(err); ok {
+			// Not for this decoder, and rightly so: counted, not logged,
+			// not dead-lettered; the message is acknowledged.
+			r.stats.skip(rt.DecoderName, reason)
+			return nil
+		}
 		reason := metric.ReasonOf(err)
 		r.reject(msg, rt.DecoderName, reason, err.Error(), nil)
 		return r.deadLetter(ctx, msg, reason, err.Error(), g)

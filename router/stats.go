@@ -26,6 +26,7 @@ type Stats struct {
 
 	mu      sync.Mutex
 	rejects map[RejectKey]uint64
+	skips   map[SkipKey]uint64
 
 	prom *promMetrics // nil without a registerer
 	reg  prometheus.Registerer
@@ -42,10 +43,17 @@ type RejectKey struct {
 	Sample bool
 }
 
+// SkipKey labels a skip counter.
+type SkipKey struct {
+	Decoder string
+	Reason  string
+}
+
 type promMetrics struct {
 	messages    prometheus.Counter
 	decoded     *prometheus.CounterVec
 	rejected    *prometheus.CounterVec
+	skipped     *prometheus.CounterVec
 	deadLetters prometheus.Counter
 	written     *prometheus.CounterVec
 	failures    *prometheus.CounterVec
@@ -58,7 +66,7 @@ type promMetrics struct {
 // for none). One Stats outlives configuration reloads, so counters keep
 // counting across them: pass it to every router generation in Config.Stats.
 func NewStats(reg prometheus.Registerer) (*Stats, error) {
-	s := &Stats{rejects: map[RejectKey]uint64{}, funcs: map[string]*atomic.Pointer[func() float64]{}}
+	s := &Stats{rejects: map[RejectKey]uint64{}, skips: map[SkipKey]uint64{}, funcs: map[string]*atomic.Pointer[func() float64]{}}
 	if reg == nil {
 		return s, nil
 	}
@@ -70,6 +78,9 @@ func NewStats(reg prometheus.Registerer) (*Stats, error) {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_rejected_total",
 			Help: "Rejected input by decoder and reason; scope is message (whole message) or sample."},
 			[]string{"decoder", "reason", "scope"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_skipped_total",
+			Help: "Messages a decoder passed over as not for it (such as VOLTHA device events on the KPI topic), by decoder and reason."},
+			[]string{"decoder", "reason"}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "shovel_dead_letters_total",
 			Help: "Messages sent to the dead-letter topic."}),
 		written: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_output_samples_written_total",
@@ -86,7 +97,7 @@ func NewStats(reg prometheus.Registerer) (*Stats, error) {
 			Help:    "Time to deliver one batch, retries included.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, []string{"output"}),
 	}
-	for _, c := range []prometheus.Collector{p.messages, p.decoded, p.rejected, p.deadLetters, p.written,
+	for _, c := range []prometheus.Collector{p.messages, p.decoded, p.rejected, p.skipped, p.deadLetters, p.written,
 		p.failures, p.activations, p.batchSize, p.writeTime} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -120,6 +131,15 @@ func (s *Stats) reject(decoder, reason string, sample bool) {
 			scope = "sample"
 		}
 		s.prom.rejected.WithLabelValues(decoder, reason, scope).Inc()
+	}
+}
+
+func (s *Stats) skip(decoder, reason string) {
+	s.mu.Lock()
+	s.skips[SkipKey{decoder, reason}]++
+	s.mu.Unlock()
+	if s.prom != nil {
+		s.prom.skipped.WithLabelValues(decoder, reason).Inc()
 	}
 }
 
@@ -244,6 +264,7 @@ type Snapshot struct {
 	Fallbacks   uint64 // batches written by a fallback output
 	DeadLetters uint64 // messages sent to the dead-letter topic
 	Rejects     map[RejectKey]uint64
+	Skips       map[SkipKey]uint64 // messages decoders passed over as not theirs
 }
 
 // Snapshot copies the counters.
@@ -252,6 +273,10 @@ func (s *Stats) Snapshot() Snapshot {
 	rej := make(map[RejectKey]uint64, len(s.rejects))
 	for k, v := range s.rejects {
 		rej[k] = v
+	}
+	skips := make(map[SkipKey]uint64, len(s.skips))
+	for k, v := range s.skips {
+		skips[k] = v
 	}
 	s.mu.Unlock()
 	return Snapshot{
@@ -263,6 +288,7 @@ func (s *Stats) Snapshot() Snapshot {
 		Fallbacks:   s.fallbacks.Load(),
 		DeadLetters: s.deadLetters.Load(),
 		Rejects:     rej,
+		Skips:       skips,
 	}
 }
 

@@ -42,8 +42,9 @@ does. Without --config the built-in default config is used. A decoder of
 Carbon plaintext or pickle takes the whole input as one message.
 
 Samples are printed on stdout as Carbon plaintext lines ("path value ts"),
-rejections on stderr with their reason. The exit status is 1 if anything was
-rejected.`,
+rejections on stderr with their reason, and so are messages a decoder skips
+as not its own (such as VOLTHA device events), which are not rejections. The
+exit status is 1 if anything was rejected.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if typ != "" && decoderName != "" {
@@ -216,6 +217,12 @@ func (d *messageDecoder) run(data []byte, topic string, stdout, stderr io.Writer
 		out.Reset()
 		msg := &metric.Message{Topic: topic, Value: value}
 		if err := safeDecode(dec, msg, &out); err != nil {
+			if reason, ok := metric.SkipReason(err); ok {
+				// Not for this decoder, and no fault: the router counts
+				// it as skipped and goes on, and so does decode.
+				fmt.Fprintf(stderr, "skip %s%s\n", reason, where)
+				continue
+			}
 			badMsgs++
 			var re *metric.RejectError
 			if errors.As(err, &re) {

@@ -248,7 +248,9 @@ func (r *Result) Reject(path, reason string) {
 // Decode appends the message's samples to out.Samples and records per-sample
 // rejections with out.Reject. It returns an error only when the whole
 // message is unusable; that error should be a *RejectError so that the
-// router can count it by reason.
+// router can count it by reason. A message that is not for the decoder
+// at all, and rightly so, is skipped: Decode returns a *SkipError (Skip)
+// and adds nothing.
 type Decoder interface {
 	Decode(msg *Message, out *Result) error
 }
@@ -316,6 +318,34 @@ func (e *RejectError) Error() string {
 		return e.Reason
 	}
 	return e.Reason + ": " + e.Detail
+}
+
+// SkipError says that a message is not for the decoder that was given it,
+// and that this is no fault: a topic carrying events of several kinds (as
+// VOLTHA's voltha.events carries device, RPC and config events beside its
+// KPIs) hands a KPI decoder messages it is right to pass over. The router
+// counts a skip by decoder and reason (shovel_skipped_total), logs nothing,
+// dead-letters nothing and acknowledges the message.
+type SkipError struct {
+	Reason string // short stable token, e.g. "device_event", used as a counter label
+}
+
+func (e *SkipError) Error() string { return "skipped: " + e.Reason }
+
+// Skip returns a *SkipError with the given reason. A decoder that skips
+// often keeps the error in a variable rather than allocate one per message.
+func Skip(reason string) error { return &SkipError{Reason: reason} }
+
+// SkipReason returns the reason of err if it is (or wraps) a *SkipError.
+func SkipReason(err error) (string, bool) {
+	if se, ok := err.(*SkipError); ok { // the common case, without errors.As's reflection
+		return se.Reason, true
+	}
+	var se *SkipError
+	if errors.As(err, &se) {
+		return se.Reason, true
+	}
+	return "", false
 }
 
 // Rejectf returns a *RejectError with the given reason and a formatted detail.

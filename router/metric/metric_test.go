@@ -2,6 +2,8 @@ package metric
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"strconv"
 	"testing"
 
@@ -98,4 +100,27 @@ func TestOutputLimits(t *testing.T) {
 	r.Reject("x", ReasonBadPath)
 	r.Samples = append(r.Samples, Sample{Path: "uncharged"}) // a decoder that does not use Add
 	require.Equal(t, r.Spent()+len("uncharged")+SampleOverhead, r.Cost())
+}
+
+func TestSkipReason(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		err    error
+		reason string
+		ok     bool
+	}{
+		{"skip", Skip("device_event"), "device_event", true},
+		{"wrapped skip", fmt.Errorf("voltha-event: %w", Skip("rpc_event")), "rpc_event", true},
+		{"rejection", Rejectf(ReasonBadShape, "x"), "", false},
+		{"other", errors.New("boom"), "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reason, ok := SkipReason(tc.err)
+			require.Equal(t, tc.ok, ok)
+			require.Equal(t, tc.reason, reason)
+			if ok {
+				require.Equal(t, "error", ReasonOf(tc.err), "a skip is no rejection reason")
+			}
+		})
+	}
 }
