@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/shovel-metrics/shovel/configs"
+	"github.com/shovel-metrics/shovel/internal/limitedfile"
 	"github.com/shovel-metrics/shovel/router/consul"
 )
 
@@ -179,6 +180,15 @@ func EnvKeys() map[string]string {
 	return out
 }
 
+// MaxConfigBytes is the largest config file Load reads: a real one is a
+// few kilobytes, and a path to a device or a runaway generated file must
+// not fill memory (docs/limits.md).
+const MaxConfigBytes = 4 << 20
+
+// MaxSecretBytes is the largest ${file:PATH} secret: credentials, keys and
+// PEM certificates are a few kilobytes.
+const MaxSecretBytes = 64 << 10
+
 // Load reads the file at path, or the built-in default when path is empty,
 // applies SHOVEL_* environment variables and fills defaults. It checks the
 // file's shape (unknown keys, wrong types) but not its meaning: call
@@ -193,7 +203,7 @@ func Load(path string) (*Config, error) {
 			return nil, fmt.Errorf("config: built-in default: %w", err)
 		}
 	} else {
-		data, err := os.ReadFile(path)
+		data, err := limitedfile.Read(path, MaxConfigBytes)
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}

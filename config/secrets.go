@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/shovel-metrics/shovel/internal/limitedfile"
 )
 
 // secretRef matches a whole setting value of the form ${env:NAME} or
@@ -45,7 +47,7 @@ func (c *Config) resolveSecrets() error {
 			}
 			return val
 		default:
-			b, err := os.ReadFile(m[2])
+			b, err := limitedfile.Read(m[2], MaxSecretBytes)
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", key, err))
 			}
@@ -81,7 +83,7 @@ func SecretWarnings(path string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(path)
+	data, err := limitedfile.Read(path, MaxConfigBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -53,6 +53,25 @@ outputs: {g: {kind: carbon-pickle, address: "c:2004"}}
 	require.EqualError(t, err, "config: kafka.settings.sasl.password: environment variable SHOVEL_TEST_UNSET_VAR is not set")
 }
 
+// TestSecretFilesAreReadBounded: a ${file:} that is huge or never ends
+// fails the load naming the key.
+func TestSecretFilesAreReadBounded(t *testing.T) {
+	big := writeFile(t, "big", strings.Repeat("a", MaxSecretBytes+1), 0o600)
+	for _, tt := range []struct{ file, want string }{
+		{big, "config: consul.token: " + big + ": too large: larger than the limit of 64 KiB"},
+		{"/dev/zero", "config: consul.token: /dev/zero: not a regular file (it is a device, which could block or never end)"},
+	} {
+		cfg := writeFile(t, "shovel.yaml", `
+kafka: {brokers: k:9092, topics: [t]}
+consul: {token: "${file:`+tt.file+`}"}
+routes: [{decoder: slice, outputs: [g]}]
+outputs: {g: {kind: carbon-pickle, address: "c:2004"}}
+`, 0o600)
+		_, err := Load(cfg)
+		require.EqualError(t, err, tt.want)
+	}
+}
+
 func TestSecretWarningsForWorldReadableFiles(t *testing.T) {
 	content := `
 kafka:

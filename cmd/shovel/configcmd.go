@@ -7,6 +7,7 @@ import (
 
 	"github.com/shovel-metrics/shovel/config"
 	"github.com/shovel-metrics/shovel/configs"
+	"github.com/shovel-metrics/shovel/router/consul"
 )
 
 func init() { subcommands = append(subcommands, newConfigCmd) }
@@ -54,6 +55,13 @@ Without --config it checks the built-in default.`,
 			// their own keys, without any I/O.
 			if _, err := config.Build(cfg, nil); err != nil {
 				return usageError{err}
+			}
+			// Read as route would on its first Consul lookup, so that a
+			// token file Consul would refuse is found now.
+			if cfg.Consul.TokenFile != "" {
+				if _, err := consul.ReadTokenFile(cfg.Consul.TokenFile); err != nil {
+					return usageError{err}
+				}
 			}
 			warnings, err := config.SecretWarnings(path)
 			if err != nil {

@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/shovel-metrics/shovel/config"
 	"github.com/shovel-metrics/shovel/configs"
 )
 
@@ -119,7 +123,87 @@ outputs: {archive: {kind: file}}
 func TestConfigCheckMissingFile(t *testing.T) {
 	code, _, errOut := runCaptured(t, "config", "check", "--config", "/does/not/exist.yaml")
 	require.Equal(t, exitUsage, code)
-	require.Equal(t, "shovel: config: open /does/not/exist.yaml: no such file or directory\n", errOut)
+	require.Equal(t, "shovel: config: stat /does/not/exist.yaml: no such file or directory\n", errOut)
+}
+
+// TestConfigFilesAreReadBounded: a config path that never ends, never
+// answers or is huge fails at once, for check and for route, instead of
+// filling memory or hanging beyond SIGTERM's reach.
+func TestConfigFilesAreReadBounded(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.yaml")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	huge := filepath.Join(dir, "huge.yaml")
+	require.NoError(t, os.WriteFile(huge, bytes.Repeat([]byte("# padding\n"), config.MaxConfigBytes/10+1), 0o600))
+	for _, tt := range []struct{ path, want string }{
+		{"/dev/zero", "shovel: config: /dev/zero: not a regular file (it is a device, which could block or never end)\n"},
+		{fifo, "shovel: config: " + fifo + ": not a regular file (it is a named pipe, which could block or never end)\n"},
+		{huge, "shovel: config: " + huge + ": too large: larger than the limit of 4 MiB\n"},
+	} {
+		for _, cmd := range []string{"check", "route"} {
+			t.Run(filepath.Base(tt.path)+" "+cmd, func(t *testing.T) {
+				args := []string{"route", "--config", tt.path}
+				if cmd == "check" {
+					args = []string{"config", "check", "--config", tt.path}
+				}
+				done := make(chan struct{})
+				var (
+					code   int
+					errOut string
+				)
+				go func() {
+					defer close(done)
+					code, _, errOut = runCaptured(t, args...)
+				}()
+				select {
+				case <-done:
+				case <-time.After(10 * time.Second):
+					t.Fatal("still loading after 10 s")
+				}
+				require.Equal(t, exitUsage, code)
+				require.Equal(t, tt.want, errOut)
+			})
+		}
+	}
+}
+
+// TestConfigCheckRefusesBadConsulTokens: a token Consul would refuse on
+// every lookup is reported by config check, naming its key.
+func TestConfigCheckRefusesBadConsulTokens(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := func(content string) string {
+		p := filepath.Join(dir, fmt.Sprintf("token%d", len(content)))
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+		return p
+	}
+	const base = `
+kafka: {brokers: "k1:9092", topics: [voltha.kpis]}
+routes: [{match: {type: slice}, decoder: slice, outputs: [g]}]
+outputs: {g: {kind: carbon-pickle, address: "@carbon"}}
+`
+	good := tokenFile("0b1c2d3e-aaaa-bbbb-cccc-000000000000\n")
+	twoLines := tokenFile("0b1c2d3e\n0b1c2d3e\n")
+	for _, tt := range []struct {
+		name, consul, want string
+	}{
+		{"token file with its newline", "{token_file: " + good + "}", ""},
+		{"token with a newline", `{token: "0b1c2d3e\n"}`, "shovel: consul: token: has a line break at byte 8 (a secret file's trailing newline?)\n"},
+		{"token with a space", `{token: "0b1c 2d3e"}`, "shovel: consul: token: has whitespace at byte 4\n"},
+		{"token file of two lines", "{token_file: " + twoLines + "}", "shovel: consul: token_file " + twoLines + ": has a line break at byte 8 (a secret file's trailing newline?)\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "shovel.yaml")
+			require.NoError(t, os.WriteFile(path, []byte(base+"consul: "+tt.consul+"\n"), 0o600))
+			code, out, errOut := runCaptured(t, "config", "check", "--config", path)
+			if tt.want == "" {
+				require.Equal(t, exitOK, code, errOut)
+				require.Equal(t, "ok\n", out)
+				return
+			}
+			require.Equal(t, exitUsage, code)
+			require.Equal(t, tt.want, errOut)
+		})
+	}
 }
 
 func TestConfigCheckWarnsAboutWorldReadableSecrets(t *testing.T) {

@@ -12,16 +12,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"os"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/shovel-metrics/shovel/internal/limitedfile"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 
@@ -38,6 +42,16 @@ const warnEvery = time.Minute
 // maxErrorBody caps how much of an unexpected HTTP response body ends up in
 // an error: a proxy in front of Consul may answer with a whole HTML page.
 const maxErrorBody = 200
+
+// MaxTokenFileBytes is the largest token_file New reads: a Consul ACL
+// token is a 36-character UUID.
+const MaxTokenFileBytes = 64 << 10
+
+// MaxAnswerBytes is the largest answer of Consul's health API that a
+// lookup reads. One passing instance takes about 1–3 KB of JSON, so this
+// allows over a thousand instances; a runaway or hostile answer fails the
+// lookup instead of filling memory (docs/limits.md).
+const MaxAnswerBytes = 4 << 20
 
 // ErrNoHealthyInstance is wrapped by Resolve errors when Consul answered but
 // reported no passing instance of the service.
@@ -97,6 +111,9 @@ func (c Config) Validate() error {
 	if c.Token != "" && c.TokenFile != "" {
 		return errors.New("consul: token and token_file are mutually exclusive")
 	}
+	if err := checkToken(c.Token); err != nil {
+		return fmt.Errorf("consul: token: %w", err)
+	}
 	if c.Timeout <= 0 {
 		return fmt.Errorf("consul: timeout must be positive, got %s", c.Timeout)
 	}
@@ -143,15 +160,12 @@ func New(cfg Config, logger *slog.Logger) (*Resolver, error) {
 	}
 	token := cfg.Token
 	if cfg.TokenFile != "" {
-		b, err := os.ReadFile(cfg.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("consul: token_file: %w", err)
-		}
-		if token = strings.TrimSpace(string(b)); token == "" {
-			return nil, fmt.Errorf("consul: token_file %s is empty", cfg.TokenFile)
+		var err error
+		if token, err = ReadTokenFile(cfg.TokenFile); err != nil {
+			return nil, err
 		}
 	}
-	client, err := api.NewClient(&api.Config{
+	apiCfg := &api.Config{
 		Address:    cfg.Address, // NewClient strips an http:// or https:// prefix and sets the scheme
 		Scheme:     "http",
 		Datacenter: cfg.Datacenter,
@@ -160,10 +174,17 @@ func New(cfg Config, logger *slog.Logger) (*Resolver, error) {
 			CAFile: cfg.TLS.CA, CertFile: cfg.TLS.Cert, KeyFile: cfg.TLS.Key,
 			Address: cfg.TLS.ServerName, InsecureSkipVerify: cfg.TLS.InsecureSkipVerify,
 		},
-	})
+	}
+	client, err := api.NewClient(apiCfg)
 	if err != nil {
 		return nil, fmt.Errorf("consul: client for %s: %w", cfg.Address, err)
 	}
+	// NewClient stores the *http.Client it built in apiCfg and shares it
+	// with client: wrapping its transport bounds every answer client reads.
+	if apiCfg.HttpClient == nil || apiCfg.HttpClient.Transport == nil {
+		return nil, fmt.Errorf("consul: client for %s: no HTTP transport to bound answers with", cfg.Address)
+	}
+	apiCfg.HttpClient.Transport = &boundedAnswers{next: apiCfg.HttpClient.Transport, limit: MaxAnswerBytes}
 	return &Resolver{
 		client:   client,
 		address:  cfg.Address,
@@ -268,6 +289,87 @@ func trimStatusBody(err error) error {
 	}
 	se.Body = strings.ToValidUTF8(se.Body[:maxErrorBody], "") + "…"
 	return se
+}
+
+// ReadTokenFile reads an ACL token from path, as token_file says: at most
+// MaxTokenFileBytes, one trailing newline removed (as `echo token > file`
+// leaves it), and no other whitespace or control character, which Consul
+// would reject on every lookup.
+func ReadTokenFile(path string) (string, error) {
+	b, err := limitedfile.Read(path, MaxTokenFileBytes)
+	if err != nil {
+		return "", fmt.Errorf("consul: token_file: %w", err)
+	}
+	token := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if token == "" {
+		return "", fmt.Errorf("consul: token_file %s is empty", path)
+	}
+	if err := checkToken(token); err != nil {
+		return "", fmt.Errorf("consul: token_file %s: %w", path, err)
+	}
+	return token, nil
+}
+
+// checkToken refuses what cannot be sent as an X-Consul-Token header
+// value that Consul would accept: whitespace (a stray newline from a
+// secret file is the usual case) and control characters. It never
+// quotes the token.
+func checkToken(token string) error {
+	for i, r := range token {
+		switch {
+		case r == '\n' || r == '\r':
+			return fmt.Errorf("has a line break at byte %d (a secret file's trailing newline?)", i)
+		case unicode.IsSpace(r):
+			return fmt.Errorf("has whitespace at byte %d", i)
+		case unicode.IsControl(r) || r == utf8.RuneError:
+			return fmt.Errorf("has a control character or invalid UTF-8 at byte %d", i)
+		}
+	}
+	return nil
+}
+
+// boundedAnswers fails a response body read past limit bytes.
+type boundedAnswers struct {
+	next  http.RoundTripper
+	limit int64
+}
+
+func (b *boundedAnswers) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := b.next.RoundTrip(req)
+	if err != nil || resp.Body == nil {
+		return resp, err
+	}
+	if resp.ContentLength > b.limit {
+		_ = resp.Body.Close()
+		return nil, fmt.Errorf("answer of %d bytes is larger than the limit of %s", resp.ContentLength, limitedfile.Size(b.limit))
+	}
+	resp.Body = &boundedBody{ReadCloser: resp.Body, left: b.limit, limit: b.limit}
+	return resp, nil
+}
+
+type boundedBody struct {
+	io.ReadCloser
+	left  int64
+	limit int64
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, b.err()
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return 0, b.err()
+	}
+	return n, err
+}
+
+func (b *boundedBody) err() error {
+	return fmt.Errorf("answer is larger than the limit of %s", limitedfile.Size(b.limit))
 }
 
 // IsService reports whether addr is written "@name", and returns name.

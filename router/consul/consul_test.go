@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -570,6 +571,17 @@ func TestConfigValidate(t *testing.T) {
 		{name: "http scheme", edit: func(c *Config) { c.Address = "http://127.0.0.1:8500" }},
 		{name: "https scheme with path prefix", edit: func(c *Config) { c.Address = "https://consul.example:8501/consul" }},
 		{name: "token", edit: func(c *Config) { c.Token = "t" }},
+		{name: "uuid token", edit: func(c *Config) { c.Token = "b1gs33cr-3t00-4000-8000-000000000000" }},
+		{name: "token with a trailing newline", edit: func(c *Config) { c.Token = "abc\n" },
+			wantErr: "consul: token: has a line break at byte 3 (a secret file's trailing newline?)"},
+		{name: "token with inner space", edit: func(c *Config) { c.Token = "ab c" },
+			wantErr: "consul: token: has whitespace at byte 2"},
+		{name: "token with a tab", edit: func(c *Config) { c.Token = "abc\t" },
+			wantErr: "consul: token: has whitespace at byte 3"},
+		{name: "token with a control character", edit: func(c *Config) { c.Token = "a\x00b" },
+			wantErr: "consul: token: has a control character or invalid UTF-8 at byte 1"},
+		{name: "token with invalid UTF-8", edit: func(c *Config) { c.Token = "a\xffb" },
+			wantErr: "consul: token: has a control character or invalid UTF-8 at byte 1"},
 		{name: "empty address", edit: func(c *Config) { c.Address = "" }, wantErr: "consul: address must not be empty"},
 		{name: "unknown scheme", edit: func(c *Config) { c.Address = "unix:///run/consul.sock" },
 			wantErr: `consul: address "unix:///run/consul.sock": scheme must be http or https`},
@@ -607,18 +619,87 @@ func TestDefaultConfig(t *testing.T) {
 
 func TestNewTokenFile(t *testing.T) {
 	dir := t.TempDir()
-	empty := filepath.Join(dir, "empty")
-	require.NoError(t, os.WriteFile(empty, []byte(" \n"), 0o600))
-
 	cfg := DefaultConfig()
 	cfg.TokenFile = filepath.Join(dir, "missing")
 	_, err := New(cfg, nil)
-	require.ErrorContains(t, err, "consul: token_file: open "+cfg.TokenFile)
+	require.ErrorContains(t, err, "consul: token_file: stat "+cfg.TokenFile)
 	require.True(t, errors.Is(err, os.ErrNotExist))
 
-	cfg.TokenFile = empty
+	cfg.TokenFile = "/dev/zero"
 	_, err = New(cfg, nil)
-	require.EqualError(t, err, "consul: token_file "+empty+" is empty")
+	require.EqualError(t, err, "consul: token_file: /dev/zero: not a regular file (it is a device, which could block or never end)")
+
+	tests := []struct {
+		name, content string
+		token         string
+		err           string // with %s for the path
+	}{
+		{name: "bare", content: "t0ken", token: "t0ken"},
+		{name: "one trailing newline", content: "t0ken\n", token: "t0ken"},
+		{name: "one trailing CRLF", content: "t0ken\r\n", token: "t0ken"},
+		{name: "empty", content: "", err: "consul: token_file %s is empty"},
+		{name: "just a newline", content: "\n", err: "consul: token_file %s is empty"},
+		{name: "two trailing newlines", content: "t0ken\n\n", err: "consul: token_file %s: has a line break at byte 5 (a secret file's trailing newline?)"},
+		{name: "leading space", content: " t0ken", err: "consul: token_file %s: has whitespace at byte 0"},
+		{name: "space only", content: " \n", err: "consul: token_file %s: has whitespace at byte 0"},
+		{name: "two lines", content: "t0ken\nmore\n", err: "consul: token_file %s: has a line break at byte 5 (a secret file's trailing newline?)"},
+		{name: "control character", content: "t0\x1bken", err: "consul: token_file %s: has a control character or invalid UTF-8 at byte 2"},
+		{name: "too large", content: strings.Repeat("a", MaxTokenFileBytes+1), err: "consul: token_file: %s: too large: larger than the limit of 64 KiB"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, fmt.Sprint("token", i))
+			require.NoError(t, os.WriteFile(path, []byte(tt.content), 0o600))
+			token, err := ReadTokenFile(path)
+			if tt.err == "" {
+				require.NoError(t, err)
+				require.Equal(t, tt.token, token)
+				return
+			}
+			require.EqualError(t, err, fmt.Sprintf(tt.err, path))
+			cfg := DefaultConfig()
+			cfg.TokenFile = path
+			_, nerr := New(cfg, nil)
+			require.EqualError(t, nerr, err.Error(), "New reads it the same way")
+		})
+	}
+}
+
+// TestAnswerLimit is a Consul (or something in its place) answering
+// without end: the lookup fails once MaxAnswerBytes are read, instead of
+// holding the answer in memory.
+func TestAnswerLimit(t *testing.T) {
+	for _, sized := range []bool{false, true} {
+		t.Run(fmt.Sprint("content-length ", sized), func(t *testing.T) {
+			var sent atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				total := int64(64 << 20)
+				if sized {
+					w.Header().Set("Content-Length", fmt.Sprint(total))
+				}
+				w.Header().Set("Content-Type", "application/json")
+				chunk := []byte("[" + strings.Repeat(" ", 64<<10-1))
+				for sent.Load() < total {
+					n, err := w.Write(chunk)
+					sent.Add(int64(n))
+					if err != nil {
+						return
+					}
+					chunk[0] = ' '
+				}
+			}))
+			t.Cleanup(srv.Close)
+			cfg := DefaultConfig()
+			cfg.Address = srv.Listener.Addr().String()
+			r, err := New(cfg, nil)
+			require.NoError(t, err)
+			_, err = r.Resolve(context.Background(), "carbon")
+			require.ErrorContains(t, err, `consul: resolve service "carbon" at `+cfg.Address)
+			require.ErrorContains(t, err, "larger than the limit of 4 MiB")
+			srv.CloseClientConnections()
+			require.Less(t, sent.Load(), int64(MaxAnswerBytes+8<<20), "the rest of the answer was not read")
+		})
+	}
 }
 
 func TestIsService(t *testing.T) {
