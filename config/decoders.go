@@ -17,6 +17,29 @@ func (c *Config) DecoderKind(name string) string {
 	return name
 }
 
+// LargestMessage is the largest message value that the routes' decoders
+// accept (their max_message_bytes, see metric.MessageLimit); 0 when none
+// states a limit. The dead-letter producer derives its record limit from
+// it, so that every message a decoder could read fits in a dead letter.
+func (c *Config) LargestMessage() (int, error) {
+	largest := 0
+	seen := map[string]bool{}
+	for _, r := range c.Routes {
+		if seen[r.Decoder] {
+			continue
+		}
+		seen[r.Decoder] = true
+		d, err := c.NewDecoder(r.Decoder, nil)
+		if err != nil {
+			return 0, err
+		}
+		if l, ok := d.(metric.MessageLimit); ok {
+			largest = max(largest, l.MaxMessageBytes())
+		}
+	}
+	return largest, nil
+}
+
 // NewDecoder builds the decoder a route would name: an entry of decoders:
 // with its own settings, or a registered decoder with its defaults. It is
 // what Build does for each route's decoder, for tools that decode without

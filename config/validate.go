@@ -179,8 +179,13 @@ func (c *Config) Validate() error {
 	if o := c.Timestamps.OutOfWindow; o != "reject" && o != "clamp" {
 		bad("timestamps.out_of_window", `must be "reject" or "clamp", got %q`, o)
 	}
-	if c.DeadLetter.Topic != "" && strings.ContainsAny(c.DeadLetter.Topic, " ^*") {
-		bad("dead_letter.topic", "%q is not a topic name", c.DeadLetter.Topic)
+	if t := c.DeadLetter.Topic; t != "" && strings.ContainsAny(t, " ^*") {
+		bad("dead_letter.topic", "%q is not a topic name", t)
+	} else if t != "" {
+		if i := readBy(c.Kafka.Topics, t); i >= 0 {
+			bad("dead_letter.topic", "%q is read by kafka.topics[%d] %q: shovel would consume its own dead letters "+
+				"(choose a topic that kafka.topics neither names nor matches)", t, i, c.Kafka.Topics[i])
+		}
 	}
 	for _, k := range sortedKeys(c.DeadLetter.Settings) {
 		if _, ok := managedSettings[k]; ok {
@@ -214,6 +219,24 @@ func (c *Config) Validate() error {
 		bad("shutdown_timeout", "must be positive, got %s", c.ShutdownTimeout)
 	}
 	return errors.Join(errs...)
+}
+
+// readBy returns the index of the first of the consumer's topics that
+// names or, as a "^" regular expression, matches topic; -1 if none does.
+// librdkafka matches a pattern anywhere in the name unless it is anchored,
+// as Go's MatchString does.
+func readBy(topics []string, topic string) int {
+	for i, t := range topics {
+		if t == topic {
+			return i
+		}
+		if strings.HasPrefix(t, "^") {
+			if re, err := regexp.Compile(t); err == nil && re.MatchString(topic) {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // checkKafkaSettings catches the mistakes that would otherwise show up as

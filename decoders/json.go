@@ -159,6 +159,9 @@ type jsonDecoder struct {
 // Check, which guarantee metric.ValidPath (the fuzz test asserts it).
 func (d *jsonDecoder) PathsChecked() bool { return true }
 
+// MaxMessageBytes is max_message_bytes (metric.MessageLimit).
+func (d *jsonDecoder) MaxMessageBytes() int { return d.cfg.MaxMessageBytes }
+
 type jsonMetric struct {
 	name  string
 	field []string

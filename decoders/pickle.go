@@ -92,6 +92,9 @@ type pickleDecoder struct {
 // Check, which guarantee metric.ValidPath (the fuzz test asserts it).
 func (d *pickleDecoder) PathsChecked() bool { return true }
 
+// MaxMessageBytes is max_message_bytes (metric.MessageLimit).
+func (d *pickleDecoder) MaxMessageBytes() int { return d.cfg.MaxMessageBytes }
+
 var _ metric.Decoder = (*pickleDecoder)(nil)
 
 type pkind uint8

@@ -78,6 +78,9 @@ type plaintext struct {
 // Check, which guarantee metric.ValidPath (the fuzz test asserts it).
 func (d *plaintext) PathsChecked() bool { return true }
 
+// MaxMessageBytes is max_message_bytes (metric.MessageLimit).
+func (d *plaintext) MaxMessageBytes() int { return d.cfg.MaxMessageBytes }
+
 var _ metric.Decoder = (*plaintext)(nil)
 
 func (d *plaintext) Decode(msg *metric.Message, out *metric.Result) error {

@@ -124,6 +124,9 @@ var (
 // guarantees metric.ValidPath (FuzzSlice asserts it).
 func (d *slice) PathsChecked() bool { return true }
 
+// MaxMessageBytes is max_message_bytes (metric.MessageLimit).
+func (d *slice) MaxMessageBytes() int { return d.cfg.MaxMessageBytes }
+
 // sliceMessage is what the first pass keeps of a message's top level: the
 // raw members the decoder needs, first occurrence of each (as jsonscan's
 // Lookup, and so the router's type match, also take the first).

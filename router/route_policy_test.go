@@ -128,6 +128,45 @@ func TestDeadLetters(t *testing.T) {
 	require.EqualValues(t, 3, r.Stats().Snapshot().DeadLetters)
 }
 
+// TestDeadLettersAreNotDeadLetteredAgain: a rejected message that carries
+// shovel's dead-letter headers came from a dead-letter topic; writing it
+// to one again could loop, so it is counted and acknowledged instead.
+func TestDeadLettersAreNotDeadLetteredAgain(t *testing.T) {
+	slice, _ := NewMatch("slice", "", nil)
+	dl := &memDeadLetter{}
+	r, err := New(Config{
+		Routes:     []Route{{Match: slice, Decoder: lineDecoder{}, DecoderName: "lines", Outputs: []string{"a"}}},
+		Outputs:    []OutputConfig{{Name: "a", Output: &memOutput{}, BatchSize: 1, FlushInterval: time.Millisecond}},
+		DeadLetter: dl,
+	})
+	require.NoError(t, err)
+	r.Start(context.Background())
+	defer r.Close(context.Background())
+
+	marked := []metric.Header{{Key: "origin", Value: []byte("x")}, {Key: metric.HeaderDeadLetterReason, Value: []byte("invalid_json")}}
+	acked := make(chan struct{}, 3)
+	for _, m := range []*metric.Message{
+		{Value: []byte(`{"type":`), Headers: marked},         // invalid JSON, once dead-lettered already
+		{Value: []byte(`{"type":"other"}`), Headers: marked}, // no route, likewise
+		{Value: []byte(`{"type":`)},                          // a first rejection: dead-lettered
+	} {
+		require.NoError(t, r.Handle(context.Background(), m, func() { acked <- struct{}{} }))
+	}
+	for range 2 {
+		select {
+		case <-acked:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a message that already is a dead letter was not acknowledged at once")
+		}
+	}
+	require.Equal(t, []string{metric.ReasonInvalidJSON}, dl.reasons, "only the unmarked message is dead-lettered")
+	dl.release()
+	<-acked
+	snap := r.Stats().Snapshot()
+	require.EqualValues(t, 1, snap.DeadLetters)
+	require.EqualValues(t, 2, snap.DeadSkipped)
+}
+
 // vouchingDecoder is lineDecoder claiming metric.CheckedPaths, which the
 // line decoder does not deserve: the router must check paths all the same
 // once a rule has rewritten them.

@@ -349,8 +349,26 @@ func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Messa
 	return nil
 }
 
+// ReasonAlreadyDeadLettered labels a rejected message that is not
+// dead-lettered because it carries shovel's dead-letter headers: it was
+// read from a dead-letter topic, and writing it to one again could loop.
+const ReasonAlreadyDeadLettered = "already_dead_lettered"
+
 func (r *Router) deadLetter(ctx context.Context, msg *metric.Message, reason, detail string, g *ackGroup) error {
 	if r.dead == nil {
+		return nil
+	}
+	if _, ok := msg.Header(metric.HeaderDeadLetterReason); ok {
+		// Acknowledged like any rejected message without a dead-letter
+		// topic: counted, logged at a bounded rate.
+		r.stats.deadLetterSkipped(ReasonAlreadyDeadLettered)
+		if n, ok := r.limit.Allow("dead_letter/" + ReasonAlreadyDeadLettered); ok {
+			attrs := []any{"reason", reason, "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset}
+			if n > 0 {
+				attrs = append(attrs, "suppressed", n)
+			}
+			r.log.Warn("rejected message not dead-lettered: it already is a dead letter", attrs...)
+		}
 		return nil
 	}
 	g.pending.Add(1)

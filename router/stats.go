@@ -23,6 +23,7 @@ type Stats struct {
 	writeFails  atomic.Uint64
 	fallbacks   atomic.Uint64
 	deadLetters atomic.Uint64
+	deadSkipped atomic.Uint64
 
 	mu      sync.Mutex
 	rejects map[RejectKey]uint64
@@ -55,6 +56,7 @@ type promMetrics struct {
 	rejected    *prometheus.CounterVec
 	skipped     *prometheus.CounterVec
 	deadLetters prometheus.Counter
+	deadSkipped *prometheus.CounterVec
 	written     *prometheus.CounterVec
 	failures    *prometheus.CounterVec
 	activations *prometheus.CounterVec
@@ -82,7 +84,10 @@ func NewStats(reg prometheus.Registerer) (*Stats, error) {
 			Help: "Messages a decoder passed over as not for it (such as VOLTHA device events on the KPI topic), by decoder and reason."},
 			[]string{"decoder", "reason"}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "shovel_dead_letters_total",
-			Help: "Messages sent to the dead-letter topic."}),
+			Help: "Messages handed to the dead-letter writer (see shovel_dead_letters_delivered_total)."}),
+		deadSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_dead_letters_skipped_total",
+			Help: "Rejected messages not dead-lettered, and acknowledged, by reason (already_dead_lettered: it came from a dead-letter topic)."},
+			[]string{"reason"}),
 		written: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_output_samples_written_total",
 			Help: "Samples written, by output and by the output that took them (itself or a fallback)."},
 			[]string{"output", "via"}),
@@ -97,7 +102,7 @@ func NewStats(reg prometheus.Registerer) (*Stats, error) {
 			Help:    "Time to deliver one batch, retries included.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, []string{"output"}),
 	}
-	for _, c := range []prometheus.Collector{p.messages, p.decoded, p.rejected, p.skipped, p.deadLetters, p.written,
+	for _, c := range []prometheus.Collector{p.messages, p.decoded, p.rejected, p.skipped, p.deadLetters, p.deadSkipped, p.written,
 		p.failures, p.activations, p.batchSize, p.writeTime} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -118,6 +123,13 @@ func (s *Stats) deadLetter() {
 	s.deadLetters.Add(1)
 	if s.prom != nil {
 		s.prom.deadLetters.Inc()
+	}
+}
+
+func (s *Stats) deadLetterSkipped(reason string) {
+	s.deadSkipped.Add(1)
+	if s.prom != nil {
+		s.prom.deadSkipped.WithLabelValues(reason).Inc()
 	}
 }
 
@@ -262,7 +274,8 @@ type Snapshot struct {
 	Batches     uint64 // successful writes
 	WriteFails  uint64 // failed write attempts
 	Fallbacks   uint64 // batches written by a fallback output
-	DeadLetters uint64 // messages sent to the dead-letter topic
+	DeadLetters uint64 // messages handed to the dead-letter writer
+	DeadSkipped uint64 // rejected messages not dead-lettered (they came from a dead-letter topic)
 	Rejects     map[RejectKey]uint64
 	Skips       map[SkipKey]uint64 // messages decoders passed over as not theirs
 }
@@ -287,6 +300,7 @@ func (s *Stats) Snapshot() Snapshot {
 		WriteFails:  s.writeFails.Load(),
 		Fallbacks:   s.fallbacks.Load(),
 		DeadLetters: s.deadLetters.Load(),
+		DeadSkipped: s.deadSkipped.Load(),
 		Rejects:     rej,
 		Skips:       skips,
 	}

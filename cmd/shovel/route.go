@@ -184,10 +184,15 @@ func route(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 		for k, v := range cfg.DeadLetter.Settings {
 			settings[k] = v
 		}
-		dead, err = kafka.NewDeadLetter(kafka.DeadLetterConfig{Brokers: brokers, Topic: cfg.DeadLetter.Topic, Settings: settings},
-			log.With("component", "dead-letter"))
+		// Every message a decoder could read must fit in a dead letter.
+		largest, err := cfg.LargestMessage()
 		if err != nil {
-			return err
+			return usageError{err}
+		}
+		dead, err = kafka.NewDeadLetter(ctx, kafka.DeadLetterConfig{Brokers: brokers, Topic: cfg.DeadLetter.Topic, Settings: settings,
+			MaxRecordBytes: kafka.DeadLetterRecordLimit(largest), Registerer: reg}, log.With("component", "dead-letter"))
+		if err != nil {
+			return fmt.Errorf("dead_letter.topic: %w", err)
 		}
 		opts = append(opts, config.WithDeadLetter(dead))
 	}
@@ -203,6 +208,9 @@ func route(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 		Start: cfg.Kafka.Start, Settings: cfg.Kafka.Settings, Registerer: reg, Workers: cfg.Kafka.Workers,
 	}, log.With("component", "kafka"))
 	if err != nil {
+		if dead != nil {
+			_ = dead.Close(0)
+		}
 		return err
 	}
 	r := built.Router
@@ -210,6 +218,9 @@ func route(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 	if cfg.HTTP.Address != "" {
 		checks := func() map[string]string {
 			out := map[string]string{"kafka": consumer.Readiness()}
+			if dead != nil {
+				out["dead_letter"] = dead.Readiness()
+			}
 			for name, why := range sw.Current().Readiness() {
 				out["output "+name] = why
 			}

@@ -5,11 +5,20 @@ import (
 	"log/slog"
 
 	ck "github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/shovel-metrics/shovel/router/internal/ratelimit"
 )
 
 // forwardLogs sends librdkafka's own log lines (syslog levels) to slog, so
 // an operator reads one log stream; it closes done when logs is closed.
 func forwardLogs(logs <-chan ck.LogEvent, log *slog.Logger, done chan<- struct{}) {
+	forwardLogsLimited(logs, log, done, nil)
+}
+
+// forwardLogsLimited is forwardLogs letting through, when limit is not nil,
+// one line per librdkafka tag (a small fixed set: "FAIL", "GETSUBSCRIPTIONS")
+// per interval, with the count held back.
+func forwardLogsLimited(logs <-chan ck.LogEvent, log *slog.Logger, done chan<- struct{}, limit *ratelimit.Limiter) {
 	defer close(done)
 	for ev := range logs {
 		lvl := slog.LevelDebug
@@ -21,6 +30,16 @@ func forwardLogs(logs <-chan ck.LogEvent, log *slog.Logger, done chan<- struct{}
 		case ev.Level <= 6:
 			lvl = slog.LevelInfo
 		}
-		log.Log(context.Background(), lvl, ev.Message, "source", "librdkafka", "tag", ev.Tag)
+		attrs := []any{"source", "librdkafka", "tag", ev.Tag}
+		if limit != nil {
+			n, ok := limit.Allow("librdkafka:" + ev.Tag)
+			if !ok {
+				continue
+			}
+			if n > 0 {
+				attrs = append(attrs, "suppressed", n)
+			}
+		}
+		log.Log(context.Background(), lvl, ev.Message, attrs...)
 	}
 }

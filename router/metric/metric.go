@@ -31,6 +31,12 @@ type Header struct {
 	Value []byte
 }
 
+// HeaderDeadLetterReason is the record header shovel's dead-letter writer
+// puts on every dead letter, whole or truncated: why it was rejected. A
+// message that carries it came from a dead-letter topic, and the router
+// never dead-letters it again (that could loop).
+const HeaderDeadLetterReason = "shovel.reason"
+
 // Message is one Kafka record as decoders and routes see it. A decoder must
 // not keep references to Value or Headers after Decode returns: the router
 // may reuse their memory.
@@ -294,6 +300,13 @@ type ReconnectCounter interface {
 // out of a Carbon line.
 type CheckedPaths interface {
 	PathsChecked() bool
+}
+
+// MessageLimit is implemented by decoders that reject a message value
+// larger than a configured size as too_large. The dead-letter producer
+// sizes its record limit from the largest (see config.LargestMessage).
+type MessageLimit interface {
+	MaxMessageBytes() int
 }
 
 // ErrNotConnected is wrapped by Output.Write errors when the destination

@@ -168,5 +168,34 @@ func (b *Broker) Consume(t testing.TB, topic string, n int) []*kgo.Record {
 	return out
 }
 
+// SetTopicConfig sets one of topic's configs (as kafka-configs.sh
+// --alter does), for example max.message.bytes.
+func (b *Broker) SetTopicConfig(t testing.TB, topic, name, value string) {
+	t.Helper()
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	r := kmsg.NewIncrementalAlterConfigsRequestResource()
+	r.ResourceType = kmsg.ConfigResourceTypeTopic
+	r.ResourceName = topic
+	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	c.Name, c.Value, c.Op = name, &value, kmsg.IncrementalAlterConfigOpSet
+	r.Configs = append(r.Configs, c)
+	req.Resources = append(req.Resources, r)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, b.client)
+	if err != nil {
+		t.Fatalf("kafkatest: alter configs: %v", err)
+	}
+	for _, r := range resp.Resources {
+		if r.ErrorCode != 0 {
+			t.Fatalf("kafkatest: alter %s of %s: error %d %v", name, topic, r.ErrorCode, r.ErrorMessage)
+		}
+	}
+}
+
+// Cluster is the kfake cluster, for tests that inject faults with its
+// Control functions.
+func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
+
 // String is the bootstrap address, for logs.
 func (b *Broker) String() string { return fmt.Sprintf("kfake@%s", b.Addr) }
