@@ -169,6 +169,11 @@ func (k *Consumer) rebalance(c *ck.Consumer, ev ck.Event) error {
 		k.mu.Lock()
 		for _, tp := range e.Partitions {
 			delete(k.trackers, key(*tp.Topic, tp.Partition))
+			if k.lag != nil {
+				// The next owner reports this partition's lag now; a
+				// series left here would stay at its last value forever.
+				k.lag.DeleteLabelValues(*tp.Topic, strconv.Itoa(int(tp.Partition)))
+			}
 		}
 		k.assigned = nil
 		k.mu.Unlock()
@@ -426,9 +431,16 @@ func (k *Consumer) recordLag(js string) {
 		k.log.Debug("librdkafka statistics", "err", err)
 		return
 	}
+	// Under k.mu, so that statistics taken before a revocation cannot
+	// bring back the series it deleted: only assigned partitions count.
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	for topic, t := range st.Topics {
 		for _, p := range t.Partitions {
 			if p.Partition < 0 || p.ConsumerLag < 0 { // -1: internal UA partition, or lag unknown
+				continue
+			}
+			if _, assigned := k.trackers[key(topic, p.Partition)]; !assigned {
 				continue
 			}
 			k.lag.WithLabelValues(topic, strconv.Itoa(int(p.Partition))).Set(float64(p.ConsumerLag))

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shovel-metrics/shovel/router/kafka/kafkatest"
@@ -158,4 +160,67 @@ func TestConsumerWaitsForABlockedHandler(t *testing.T) {
 	require.NoError(t, c.Close())
 	committed := b.Committed(t, "g3", "kpis")
 	require.EqualValues(t, n, committed[0]+committed[1])
+}
+
+// lagSeries returns the partitions reg has a shovel_kafka_consumer_lag series for.
+func lagSeries(t *testing.T, reg *prometheus.Registry) []string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	var parts []string
+	for _, mf := range mfs {
+		if mf.GetName() != "shovel_kafka_consumer_lag" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "partition" {
+					parts = append(parts, l.GetValue())
+				}
+			}
+		}
+	}
+	sort.Strings(parts)
+	return parts
+}
+
+// TestConsumerLagSeriesFollowAssignment: when a second member takes
+// partitions away, the first stops exporting their lag instead of
+// reporting its last value forever.
+func TestConsumerLagSeriesFollowAssignment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the kfake broker")
+	}
+	b := kafkatest.Start(t, 4, "kpis")
+	produceNumbered(t, b, "kpis", 4, 40)
+	h := func(_ context.Context, _ *metric.Message, done func()) error { done(); return nil }
+	start := func(reg *prometheus.Registry) *Consumer {
+		c, err := New(Config{Brokers: b.Addr, Topics: []string{"kpis"}, Group: "lag", Start: "earliest", Registerer: reg,
+			Settings: map[string]any{"statistics.interval.ms": 100, "partition.assignment.strategy": "range"}}, testLogger(t))
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- c.Run(ctx, h) }()
+		t.Cleanup(func() {
+			cancel()
+			require.NoError(t, <-errc)
+			require.NoError(t, c.Close())
+		})
+		return c
+	}
+	first := prometheus.NewRegistry()
+	start(first)
+	require.Eventually(t, func() bool { return len(lagSeries(t, first)) == 4 }, 30*time.Second, 20*time.Millisecond,
+		"the only member reports all four partitions")
+
+	second := prometheus.NewRegistry()
+	start(second)
+	require.Eventually(t, func() bool {
+		a, b := lagSeries(t, first), lagSeries(t, second)
+		return len(a) == 2 && len(b) == 2
+	}, 30*time.Second, 20*time.Millisecond, "each member reports only its own partitions")
+	require.NotEqual(t, lagSeries(t, first), lagSeries(t, second))
+	// And it stays so: no late statistics bring a revoked series back.
+	time.Sleep(500 * time.Millisecond)
+	require.Len(t, lagSeries(t, first), 2)
 }
