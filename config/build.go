@@ -70,7 +70,7 @@ func Build(c *Config, log *slog.Logger, opts ...BuildOption) (*Built, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", key, err)
 		}
-		d, err := f(pluginDecoder(opts, key), metric.Env{Name: name, Logger: log.With("decoder", name), Resolver: resolver})
+		d, err := f(pluginDecoder(opts, key, []string{"kind"}), metric.Env{Name: name, Logger: log.With("decoder", name), Resolver: resolver})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", key, err)
 		}
@@ -95,7 +95,7 @@ func Build(c *Config, log *slog.Logger, opts ...BuildOption) (*Built, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s.kind: %w", key, err)
 		}
-		out, err := f(pluginDecoder(o.Options, key), metric.Env{Name: name, Logger: log.With("output", name), Resolver: resolver})
+		out, err := f(pluginDecoder(o.Options, key, routerOutputKeys), metric.Env{Name: name, Logger: log.With("output", name), Resolver: resolver})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", key, err)
 		}

@@ -1,24 +1,14 @@
-// Package config loads shovel's YAML configuration with viper, applies
-// environment and command-line overrides, checks it once at start-up and
-// builds the router's plugins from it. Errors name the offending key.
+// Package config loads shovel's YAML configuration, applies environment and
+// command-line overrides, checks it once at start-up and builds the router's
+// plugins from it. Every problem of a file is reported at once, each naming
+// its key.
 package config
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
 	"os"
-	"reflect"
-	"regexp"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/go-viper/mapstructure/v2"
-	"github.com/spf13/viper"
-
-	"github.com/shovel-metrics/shovel/configs"
-	"github.com/shovel-metrics/shovel/internal/limitedfile"
 	"github.com/shovel-metrics/shovel/router/consul"
 )
 
@@ -42,6 +32,14 @@ type Config struct {
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 	// Limits bounds what shovel does for any one message.
 	Limits Limits `mapstructure:"limits"`
+
+	// env maps each key set by a SHOVEL_* variable to the variable.
+	env map[string]string
+	// envUnused are SHOVEL_* variables that name no key.
+	envUnused []string
+	// undecodable are the keys whose values had the wrong type: checks of
+	// their meaning would only repeat the problem.
+	undecodable []string
 }
 
 // Kafka is the `kafka:` section.
@@ -162,24 +160,6 @@ const (
 	DefaultMaxFuture = 10 * time.Minute
 )
 
-// envKeys are the scalar keys that SHOVEL_* environment variables override
-// (SHOVEL_KAFKA_BROKERS for kafka.brokers). Lists take comma-separated values.
-var envKeys = []string{
-	"kafka.brokers", "kafka.topics", "kafka.group", "kafka.start",
-	"consul.address", "consul.token", "consul.token_file", "consul.datacenter", "consul.timeout",
-	"log.level", "log.format", "shutdown_timeout", "http.address",
-}
-
-// EnvKeys returns the keys that environment variables can override, with
-// the variable for each, for the README and `shovel config`.
-func EnvKeys() map[string]string {
-	out := make(map[string]string, len(envKeys))
-	for _, k := range envKeys {
-		out[k] = "SHOVEL_" + strings.ToUpper(strings.ReplaceAll(k, ".", "_"))
-	}
-	return out
-}
-
 // MaxConfigBytes is the largest config file Load reads: a real one is a
 // few kilobytes, and a path to a device or a runaway generated file must
 // not fill memory (docs/limits.md).
@@ -189,61 +169,13 @@ const MaxConfigBytes = 4 << 20
 // PEM certificates are a few kilobytes.
 const MaxSecretBytes = 64 << 10
 
-// Load reads the file at path, or the built-in default when path is empty,
-// applies SHOVEL_* environment variables and fills defaults. It checks the
-// file's shape (unknown keys, wrong types) but not its meaning: call
-// Validate after applying command-line overrides.
-func Load(path string) (*Config, error) {
-	// "::" as viper's key delimiter: librdkafka property names contain
-	// dots, and viper would otherwise split kafka.settings."security.protocol".
-	v := viper.NewWithOptions(viper.KeyDelimiter("::"))
-	v.SetConfigType("yaml")
-	if path == "" {
-		if err := v.ReadConfig(bytes.NewReader(configs.Default)); err != nil {
-			return nil, fmt.Errorf("config: built-in default: %w", err)
-		}
-	} else {
-		data, err := limitedfile.Read(path, MaxConfigBytes)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
-			return nil, fmt.Errorf("config: %s: %w", path, err)
-		}
-	}
-	v.SetEnvPrefix("SHOVEL")
-	v.SetEnvKeyReplacer(strings.NewReplacer("::", "_"))
-	for _, k := range envKeys {
-		if err := v.BindEnv(strings.ReplaceAll(k, ".", "::")); err != nil {
-			return nil, fmt.Errorf("config: bind %s: %w", k, err)
-		}
-	}
-	cfg := &Config{
-		Kafka:           Kafka{Group: DefaultGroup, Start: DefaultStart},
-		Consul:          consul.DefaultConfig(),
-		Log:             Log{Level: "info", Format: "text"},
-		Timestamps:      Timestamps{MaxAge: DefaultMaxAge, MaxFuture: DefaultMaxFuture, OutOfWindow: "reject"},
-		HTTP:            HTTP{Address: DefaultHTTPAddress},
-		SelfMetrics:     SelfMetrics{Prefix: DefaultSelfMetricsPrefix},
-		ShutdownTimeout: DefaultShutdownTimeout,
-		Limits:          DefaultLimits(),
-	}
-	if err := decodeStrict(v.AllSettings(), cfg, ""); err != nil {
-		if path != "" {
-			return nil, fmt.Errorf("config: %s: %w", path, err)
-		}
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	cfg.normalize()
-	if err := cfg.resolveSecrets(); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	return cfg, nil
-}
-
 // normalize lower-cases names: viper folds map keys (output and decoder
 // names) to lower case, so references to them must fold the same way.
 func (c *Config) normalize() {
+	// Enumerated values are accepted in any case (SHOVEL_LOG_LEVEL=DEBUG).
+	for _, p := range []*string{&c.Log.Level, &c.Log.Format, &c.Kafka.Start, &c.Timestamps.OutOfWindow} {
+		*p = strings.ToLower(strings.TrimSpace(*p))
+	}
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		r.Decoder = strings.ToLower(r.Decoder)
@@ -270,159 +202,6 @@ func (c *Config) normalize() {
 	c.Kafka.Brokers = brokers
 }
 
-// decodeStrict decodes in into out and turns every key that out has no
-// field for into an error naming its full path and the keys that exist.
-func decodeStrict(in any, out any, prefix string) error {
-	var md mapstructure.Metadata
-	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
-		Result:   out,
-		Metadata: &md,
-		DecodeHook: mapstructure.ComposeDecodeHookFunc(
-			mapstructure.StringToTimeDurationHookFunc(),
-			mapstructure.StringToSliceHookFunc(","),
-			byteSizeHook,
-		),
-	})
-	if err != nil {
-		return err
-	}
-	if err := dec.Decode(in); err != nil {
-		return cleanDecodeError(err, prefix)
-	}
-	if len(md.Unused) == 0 {
-		return nil
-	}
-	sort.Strings(md.Unused)
-	errs := make([]error, 0, len(md.Unused))
-	for _, key := range md.Unused {
-		full := joinKey(prefix, key)
-		if known := knownKeys(reflect.TypeOf(out), mapKeyRE.ReplaceAllString(key, ".$1")); len(known) > 0 {
-			errs = append(errs, fmt.Errorf("%s: unknown key (known keys here: %s)", full, strings.Join(known, ", ")))
-		} else {
-			errs = append(errs, fmt.Errorf("%s: unknown key", full))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// mapKeyRE finds mapstructure's map-key notation, outputs[graphite], which
-// shovel writes as outputs.graphite (list indexes, routes[0], stay).
-var mapKeyRE = regexp.MustCompile(`\[([^\]0-9][^\]]*)\]`)
-
-func joinKey(prefix, key string) string {
-	key = mapKeyRE.ReplaceAllString(key, ".$1")
-	if prefix == "" {
-		return key
-	}
-	if strings.HasPrefix(key, "[") {
-		return prefix + key
-	}
-	return prefix + "." + key
-}
-
-var decodeErrRE = regexp.MustCompile(`'([^']*)'`)
-
-// cleanDecodeError rewrites mapstructure's type errors ("'kafka.group'
-// expected type 'string', got unconvertible type '[]interface {}'") into
-// one line per problem with the full key path.
-func cleanDecodeError(err error, prefix string) error {
-	var errs []error
-	for _, line := range strings.Split(err.Error(), "\n") {
-		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "*"))
-		if line == "" || strings.HasPrefix(line, "decoding failed") || strings.HasSuffix(line, "error(s) decoding:") {
-			continue
-		}
-		if m := decodeErrRE.FindStringSubmatchIndex(line); m != nil && m[0] == 0 {
-			key := line[m[2]:m[3]]
-			rest := strings.TrimSpace(line[m[1]:])
-			rest = strings.ReplaceAll(rest, "interface {}", "any")
-			errs = append(errs, fmt.Errorf("%s: %s", joinKey(prefix, key), rest))
-			continue
-		}
-		errs = append(errs, fmt.Errorf("%s", joinKey(prefix, line)))
-	}
-	if len(errs) == 0 {
-		return err
-	}
-	return errors.Join(errs...)
-}
-
-// knownKeys walks t along the dotted key path of an unknown key and returns
-// the mapstructure keys of the struct that should have held it.
-func knownKeys(t reflect.Type, key string) []string {
-	parts := strings.Split(key, ".")
-	for _, p := range parts[:len(parts)-1] {
-		t = deref(t)
-		if i := strings.IndexByte(p, '['); i >= 0 {
-			p = p[:i]
-		}
-		switch t.Kind() {
-		case reflect.Struct:
-			f, ok := fieldByTag(t, p)
-			if !ok {
-				return nil
-			}
-			t = f.Type
-		case reflect.Map:
-			t = t.Elem()
-		default:
-			return nil
-		}
-		if t = deref(t); t.Kind() == reflect.Slice {
-			t = t.Elem()
-		}
-	}
-	t = deref(t)
-	if t.Kind() == reflect.Map {
-		t = deref(t.Elem())
-	}
-	if t.Kind() != reflect.Struct {
-		return nil
-	}
-	names := tagNames(t)
-	sort.Strings(names)
-	return names
-}
-
-// tagNames lists a struct's mapstructure keys, those of squashed embedded
-// structs included (plugins share keys that way).
-func tagNames(t reflect.Type) []string {
-	var names []string
-	for i := 0; i < t.NumField(); i++ {
-		name, opts, _ := strings.Cut(t.Field(i).Tag.Get("mapstructure"), ",")
-		switch {
-		case opts == "squash" && deref(t.Field(i).Type).Kind() == reflect.Struct:
-			names = append(names, tagNames(deref(t.Field(i).Type))...)
-		case name != "" && name != "-":
-			names = append(names, name)
-		}
-	}
-	return names
-}
-
-func deref(t reflect.Type) reflect.Type {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	return t
-}
-
-func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
-	for i := 0; i < t.NumField(); i++ {
-		tag, opts, _ := strings.Cut(t.Field(i).Tag.Get("mapstructure"), ",")
-		if opts == "squash" && deref(t.Field(i).Type).Kind() == reflect.Struct {
-			if f, ok := fieldByTag(deref(t.Field(i).Type), name); ok {
-				return f, true
-			}
-			continue
-		}
-		if tag == name {
-			return t.Field(i), true
-		}
-	}
-	return reflect.StructField{}, false
-}
-
 // SelfMetricsPrefix returns the prefix with {host} filled in.
 func (c *Config) SelfMetricsPrefix() string {
 	host, err := os.Hostname()
@@ -430,15 +209,4 @@ func (c *Config) SelfMetricsPrefix() string {
 		host = "unknown"
 	}
 	return strings.ReplaceAll(c.SelfMetrics.Prefix, "{host}", strings.ReplaceAll(host, ".", "_"))
-}
-
-// pluginDecoder returns the DecodeConfig a plugin calls to read its own
-// keys from opts, strictly, with errors prefixed by the plugin's key path.
-func pluginDecoder(opts map[string]any, prefix string) func(into any) error {
-	return func(into any) error {
-		if opts == nil {
-			return nil
-		}
-		return decodeStrict(opts, into, prefix)
-	}
 }

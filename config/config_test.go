@@ -54,29 +54,67 @@ func TestGoodFile(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// TestBadFiles checks the exact problems reported for each bad file, all
+// of them in one run (what `shovel config check` prints, one per line).
 func TestBadFiles(t *testing.T) {
+	routerKnown := "address, batch_size, connect_timeout, destinations, distribution, diverse_replicas, fallback, " +
+		"flush_interval, kind, max_frame_bytes, on_down, queue_size, reconnect_max, reconnect_min, replication_factor, tls, write_timeout"
 	tests := []struct {
 		file string
-		want []string // each must appear, one problem per line
+		want []string // every line, in order
 	}{
-		{"typo.bad.yml", []string{"kafka.brokrs: unknown key (known keys here: brokers, group, settings, start, topics, workers)"}},
-		{"plugin-typo.bad.yml", []string{"outputs.g.adress: unknown key (known keys here: address,"}},
-		{"types.bad.yml", []string{"kafka.group: expected type 'string'", "outputs.g.batch_size:",
-			`limits.output_min: "lots" is not a size in bytes`}},
+		{"typo.bad.yml", []string{
+			"kafka.brokrs: unknown key (known keys here: brokers, group, settings, start, topics, workers)",
+			"kafka.brokers: must not be empty",
+		}},
+		{"plugin-typo.bad.yml", []string{
+			"outputs.g.adress: unknown key (known keys here: " + routerKnown + ")",
+		}},
+		{"types.bad.yml", []string{
+			"kafka.group: expected a string, got a list",
+			`limits.output_min: "lots" is not a size in bytes (such as 65536, 64KiB or 256MiB)`,
+			`outputs.g.batch_size: expected an integer, got "many"`,
+		}},
+		{"list.bad.yml", []string{
+			"outputs: expected a map of names to settings (name: {key: value}), got a list",
+		}},
+		{"durations.bad.yml", []string{
+			`consul.timeout: "5 s" is not a duration: write a number with a unit, as in 30s, 500ms, 5m or 1h`,
+			"outputs.g.flush_interval: 5 has no unit: write 5s for seconds (or ms, m, h)",
+			"self_metrics.interval: 1.5 has no unit: write 1.5s for seconds (or ms, m, h)",
+			"shutdown_timeout: 30 has no unit: write 30s for seconds (or ms, m, h)",
+			"timestamps.max_future: 600 has no unit: write 600s for seconds (or ms, m, h)",
+			"outputs.g.write_timeout: 2 has no unit: write 2s for seconds (or ms, m, h)",
+		}},
+		{"collide.bad.yml", []string{
+			"outputs.g: same name as outputs.G (keys and names are case-insensitive): rename one",
+			`decoders.slice: has the name of the registered decoder "slice", which routes could no longer name: choose another name`,
+		}},
+		{"all-at-once.bad.yml", []string{
+			`kafka.workers: expected an integer, got "many"`,
+			"kafka.grup: unknown key (known keys here: brokers, group, settings, start, topics, workers)",
+			`routes[0].stop: expected true or false, got "maybe"`,
+			"shutdown_timeout: 30 has no unit: write 30s for seconds (or ms, m, h)",
+			`kafka.start: must be "earliest" or "latest", got "first"`,
+			"outputs.graphite.fallback: the fallback chain loops: graphite -> line -> graphite",
+			`log.level: must be debug, info, warn or error, got "loud"`,
+			"outputs.graphite.adress: unknown key (known keys here: " + routerKnown + ")",
+			"decoders.onu.metrics: name at least one field, or set metrics_object",
+		}},
 		{"semantics.bad.yml", []string{
 			`kafka.brokers: "localhost" is not host:port`,
-			`kafka.topics[0]: "^(" is not a valid regular expression`,
+			`kafka.topics[0]: "^(" is not a valid regular expression: error parsing regexp: missing closing ): ` + "`^(`",
 			`kafka.start: must be "earliest" or "latest", got "first"`,
-			"kafka.settings.enable.auto.offset.store: managed by shovel",
+			"kafka.settings.enable.auto.offset.store: managed by shovel (offsets are stored only after delivery)",
 			"kafka.settings: sasl.mechanism PLAIN needs sasl.username and sasl.password",
 			`kafka.settings.security.protocol: must be SASL_SSL or SASL_PLAINTEXT when sasl.mechanism is set, got ""`,
-			`routes[0].decoder: unknown decoder "slyce" (known: `,
-			`routes[0].outputs[1]: unknown output "nope" (defined: g, h)`,
 			"outputs.g.fallback: an output cannot fall back to itself",
-			`outputs.h.kind: unknown output kind "carbn" (known: carbon-pickle, carbon-plaintext`,
+			`outputs.h.kind: unknown output kind "carbn" (known: carbon-pickle, carbon-plaintext, file)`,
+			`routes[0].decoder: unknown decoder "slyce" (known: carbon-pickle, carbon-plaintext, json, slice), and no entry "slyce" under decoders`,
+			`routes[0].outputs[1]: unknown output "nope" (defined: g, h)`,
+			"routes[0].rules[0]: error parsing regexp: missing closing ): `^(`",
 			`log.level: must be debug, info, warn or error, got "loud"`,
-			`routes[0].rules[0]: error parsing regexp: missing closing ): ` + "`^(`",
-			"timestamps.max_age: must not be negative",
+			"timestamps.max_age: must not be negative (0 disables the check)",
 			`timestamps.out_of_window: must be "reject" or "clamp", got "wrap"`,
 			"limits.output_ratio: must be between 1 and 65536, got 0.5",
 			"limits.output_min: must be between 4128 bytes (one sample of the longest path) and 1073741824, got 100",
@@ -84,15 +122,10 @@ func TestBadFiles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			c, err := Load(filepath.Join("testdata", tt.file))
-			if err == nil {
-				_, err = Build(c, nil)
-			}
+			c, err := Check(filepath.Join("testdata", tt.file), Overrides{})
+			require.NotNil(t, c)
 			require.Error(t, err)
-			for _, w := range tt.want {
-				require.Contains(t, err.Error(), w)
-			}
-			require.Len(t, strings.Split(err.Error(), "\n"), len(tt.want), "one line per problem:\n%s", err)
+			require.Equal(t, strings.Join(tt.want, "\n"), err.Error())
 		})
 	}
 }
@@ -112,6 +145,11 @@ func TestParseByteSize(t *testing.T) {
 	}
 }
 
+func TestNotAMap(t *testing.T) {
+	_, err := Check("testdata/not-a-map.bad.yml", Overrides{})
+	require.EqualError(t, err, "config: testdata/not-a-map.bad.yml: expected a map of sections (kafka:, routes:, outputs: …), got a list")
+}
+
 func TestMissingFile(t *testing.T) {
 	_, err := Load("testdata/nope.yml")
 	require.ErrorContains(t, err, "nope.yml: no such file")
@@ -121,14 +159,62 @@ func TestEnvironmentOverrides(t *testing.T) {
 	t.Setenv("SHOVEL_KAFKA_BROKERS", "e1:9092,e2:9092")
 	t.Setenv("SHOVEL_KAFKA_TOPICS", "a,b")
 	t.Setenv("SHOVEL_KAFKA_GROUP", "from-env")
+	t.Setenv("SHOVEL_KAFKA_WORKERS", "4")
+	t.Setenv("SHOVEL_KAFKA_SETTINGS_SASL_USERNAME", "user")
 	t.Setenv("SHOVEL_SHUTDOWN_TIMEOUT", "3s")
-	c, err := Load("testdata/good.yml")
+	t.Setenv("SHOVEL_TIMESTAMPS_MAX_FUTURE", "1h")
+	t.Setenv("SHOVEL_LOG_LEVEL", "DEBUG")
+	t.Setenv("SHOVEL_LOG_FORMAT", "Json")
+	t.Setenv("SHOVEL_OUTPUTS_GRAPHITE_ADDRESS", "other:2004")
+	t.Setenv("SHOVEL_OUTPUTS_GRAPHITE_BATCH_SIZE", "7")
+	t.Setenv("SHOVEL_OUTPUTS_LINE_WRITE_TIMEOUT", "9s")
+	t.Setenv("SHOVEL_DECODERS_BIG_MAX_MESSAGE_BYTES", "1024")
+	t.Setenv("SHOVEL_ROUTES_1_DECODER", "big")
+	t.Setenv("SHOVEL_ROUTES_0_MATCH_TYPE", "other")
+	t.Setenv("SHOVEL_HTTP_ADDRESS", "")
+	t.Setenv("SHOVEL_KAFKA_WORKRS", "typo")
+	t.Setenv("SHOVEL_SERVICE_HOST", "10.0.0.1") // as Kubernetes sets for a service named shovel
+	c, err := Check("testdata/good.yml", Overrides{})
 	require.NoError(t, err)
 	require.Equal(t, []string{"e1:9092", "e2:9092"}, c.Kafka.Brokers)
 	require.Equal(t, []string{"a", "b"}, c.Kafka.Topics)
 	require.Equal(t, "from-env", c.Kafka.Group)
+	require.Equal(t, 4, c.Kafka.Workers)
+	require.Equal(t, "user", c.Kafka.Settings["sasl.username"], "settings names are dotted")
+	require.Equal(t, "SSL", c.Kafka.Settings["security.protocol"], "the file's other settings stay")
 	require.Equal(t, 3*time.Second, c.ShutdownTimeout)
-	require.Equal(t, "SHOVEL_KAFKA_BROKERS", EnvKeys()["kafka.brokers"])
+	require.Equal(t, time.Hour, c.Timestamps.MaxFuture)
+	require.Equal(t, "debug", c.Log.Level, "enumerated values in any case")
+	require.Equal(t, "json", c.Log.Format)
+	require.Equal(t, "other:2004", c.Outputs["graphite"].Options["address"])
+	require.Equal(t, 7, c.Outputs["graphite"].BatchSize)
+	require.Equal(t, "9s", c.Outputs["line"].Options["write_timeout"])
+	require.Equal(t, 1024, c.Decoders["big"].Options["max_message_bytes"])
+	require.Equal(t, "big", c.Routes[1].Decoder)
+	require.Equal(t, "other", c.Routes[0].Match.Type)
+	require.Equal(t, "", c.HTTP.Address, "an empty variable sets an empty value")
+	require.Equal(t, []string{"SHOVEL_KAFKA_WORKRS", "SHOVEL_SERVICE_HOST"}, c.EnvUnused())
+	require.Equal(t, "SHOVEL_KAFKA_BROKERS", EnvName("kafka.brokers"))
+	require.Equal(t, "SHOVEL_OUTPUTS_GRAPHITE_LINE_ADDRESS", EnvName("outputs.graphite-line.address"))
+	require.Equal(t, "SHOVEL_ROUTES_0_DECODER", EnvName("routes[0].decoder"))
+}
+
+// TestEnvironmentErrorsNameTheVariable: a problem caused by a variable
+// names it next to the key, and every problem is still reported at once.
+func TestEnvironmentErrorsNameTheVariable(t *testing.T) {
+	t.Setenv("SHOVEL_KAFKA_WORKERS", "-1")
+	t.Setenv("SHOVEL_SHUTDOWN_TIMEOUT", "30")
+	t.Setenv("SHOVEL_OUTPUTS_GRAPHITE_BATCH_SIZE", "many")
+	t.Setenv("SHOVEL_OUTPUTS_LINE_WRITE_TIMEOUT", "soon")
+	t.Setenv("SHOVEL_LOG_LEVEL", "loud")
+	_, err := Check("testdata/good.yml", Overrides{})
+	require.EqualError(t, err, strings.Join([]string{
+		`outputs.graphite.batch_size: expected an integer, got "many" (set by $SHOVEL_OUTPUTS_GRAPHITE_BATCH_SIZE)`,
+		"shutdown_timeout: 30 has no unit: write 30s for seconds (or ms, m, h) (set by $SHOVEL_SHUTDOWN_TIMEOUT)",
+		"kafka.workers: must not be negative (0: one per CPU) (set by $SHOVEL_KAFKA_WORKERS)",
+		`log.level: must be debug, info, warn or error, got "loud" (set by $SHOVEL_LOG_LEVEL)`,
+		`outputs.line.write_timeout: "soon" is not a duration: write a number with a unit, as in 30s, 500ms, 5m or 1h (set by $SHOVEL_OUTPUTS_LINE_WRITE_TIMEOUT)`,
+	}, "\n"))
 }
 
 func TestOverrides(t *testing.T) {

@@ -57,7 +57,7 @@ func (c *Config) NewDecoder(name string, log *slog.Logger) (metric.Decoder, erro
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
-	d, err := f(pluginDecoder(opts, key), metric.Env{Name: name, Logger: log.With("decoder", name)})
+	d, err := f(pluginDecoder(opts, key, []string{"kind"}), metric.Env{Name: name, Logger: log.With("decoder", name)})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}

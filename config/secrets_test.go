@@ -50,7 +50,7 @@ routes: [{decoder: slice, outputs: [g]}]
 outputs: {g: {kind: carbon-pickle, address: "c:2004"}}
 `, 0o600)
 	_, err := Load(cfg)
-	require.EqualError(t, err, "config: kafka.settings.sasl.password: environment variable SHOVEL_TEST_UNSET_VAR is not set")
+	require.EqualError(t, err, "kafka.settings.sasl.password: environment variable SHOVEL_TEST_UNSET_VAR is not set")
 }
 
 // TestSecretFilesAreReadBounded: a ${file:} that is huge or never ends
@@ -58,8 +58,8 @@ outputs: {g: {kind: carbon-pickle, address: "c:2004"}}
 func TestSecretFilesAreReadBounded(t *testing.T) {
 	big := writeFile(t, "big", strings.Repeat("a", MaxSecretBytes+1), 0o600)
 	for _, tt := range []struct{ file, want string }{
-		{big, "config: consul.token: " + big + ": too large: larger than the limit of 64 KiB"},
-		{"/dev/zero", "config: consul.token: /dev/zero: not a regular file (it is a device, which could block or never end)"},
+		{big, "consul.token: " + big + ": too large: larger than the limit of 64 KiB"},
+		{"/dev/zero", "consul.token: /dev/zero: not a regular file (it is a device, which could block or never end)"},
 	} {
 		cfg := writeFile(t, "shovel.yaml", `
 kafka: {brokers: k:9092, topics: [t]}

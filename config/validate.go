@@ -1,8 +1,10 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"regexp"
 	"sort"
@@ -37,12 +39,23 @@ var managedSettings = map[string]string{
 	"auto.offset.reset":        "set kafka.start instead",
 }
 
-// Validate checks the configuration's meaning without any I/O and returns
-// every problem it finds, one per line, each naming its key.
+// Validate checks the configuration's meaning without any I/O — every
+// decoder's and output's own keys included — and returns every problem it
+// finds, one per line, each naming its key.
 func (c *Config) Validate() error {
+	return problemsOf(c.validate()).err(c.env, c.undecodable)
+}
+
+func problemsOf(err error) problems {
+	var ps problems
+	ps.addErr(err)
+	return ps
+}
+
+func (c *Config) validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+		errs = append(errs, &Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
 
 	// kafka
@@ -99,6 +112,9 @@ func (c *Config) Validate() error {
 		} else if _, err := decoders.Lookup(d.Kind); err != nil {
 			bad("decoders."+name+".kind", "%v", err)
 		}
+		if _, err := decoders.Lookup(name); err == nil {
+			bad("decoders."+name, "has the name of the registered decoder %q, which routes could no longer name: choose another name", name)
+		}
 	}
 
 	// outputs
@@ -118,6 +134,8 @@ func (c *Config) Validate() error {
 				bad(key+".fallback", "an output cannot fall back to itself")
 			} else if _, ok := c.Outputs[o.Fallback]; !ok {
 				bad(key+".fallback", "unknown output %q (defined: %s)", o.Fallback, strings.Join(sortedKeys(c.Outputs), ", "))
+			} else if loop := c.fallbackLoop(name); loop != nil {
+				bad(key+".fallback", "the fallback chain loops: %s", strings.Join(loop, " -> "))
 			}
 		}
 		if o.BatchSize < 0 {
@@ -148,7 +166,7 @@ func (c *Config) Validate() error {
 			bad(key+".outputs", "must name at least one output")
 		}
 		for j, o := range r.Outputs {
-			if _, ok := c.Outputs[o]; !ok {
+			if _, ok := c.Outputs[o]; !ok && !c.isUndecodable("outputs") {
 				bad(fmt.Sprintf("%s.outputs[%d]", key, j), "unknown output %q (defined: %s)", o, strings.Join(sortedKeys(c.Outputs), ", "))
 			}
 		}
@@ -218,6 +236,13 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", "must be positive, got %s", c.ShutdownTimeout)
 	}
+	// The plugins check their own keys: each output and decoder of a known
+	// kind is built as Build would, without any I/O.
+	var ps problems
+	c.checkPlugins(&ps)
+	for _, p := range ps {
+		errs = append(errs, p)
+	}
 	return errors.Join(errs...)
 }
 
@@ -237,6 +262,93 @@ func readBy(topics []string, topic string) int {
 		}
 	}
 	return -1
+}
+
+// isUndecodable reports whether key had a value of the wrong type, so
+// references into it cannot be checked.
+func (c *Config) isUndecodable(key string) bool {
+	for _, k := range c.undecodable {
+		if k == key {
+			return true
+		}
+	}
+	return false
+}
+
+// fallbackLoop returns the loop of fallbacks that start is part of, from
+// start back to start, when start is the first of its outputs by name (so
+// that a loop is reported once); nil otherwise.
+func (c *Config) fallbackLoop(start string) []string {
+	chain := []string{start}
+	for cur := c.Outputs[start].Fallback; cur != ""; cur = c.Outputs[cur].Fallback {
+		if _, ok := c.Outputs[cur]; !ok || cur < start {
+			return nil
+		}
+		chain = append(chain, cur)
+		if cur == start {
+			return chain
+		}
+		if len(chain) > len(c.Outputs) {
+			return nil // a loop that start only leads into
+		}
+	}
+	return nil
+}
+
+// checkPlugins builds every output and every decoder the config defines
+// or names, as Build would, and adds their complaints at full keys.
+func (c *Config) checkPlugins(ps *problems) {
+	env := func(name string) metric.Env {
+		return metric.Env{Name: name, Logger: slog.New(slog.DiscardHandler), Resolver: noResolver{}}
+	}
+	for _, name := range sortedKeys(c.Outputs) {
+		o, key := c.Outputs[name], "outputs."+name
+		if f, err := outputs.Lookup(o.Kind); err == nil {
+			if _, err := f(pluginDecoder(o.Options, key, routerOutputKeys), env(name)); err != nil {
+				pluginErrorLines(err, key, ps)
+			}
+		}
+	}
+	names := sortedKeys(c.Decoders)
+	for _, r := range c.Routes {
+		if _, ok := c.Decoders[r.Decoder]; !ok {
+			names = append(names, r.Decoder)
+		}
+	}
+	done := map[string]bool{}
+	for _, name := range names {
+		if done[name] {
+			continue
+		}
+		done[name] = true
+		key, kind, opts := "decoders."+name, name, map[string]any(nil)
+		if dc, ok := c.Decoders[name]; ok {
+			kind, opts = dc.Kind, dc.Options
+		}
+		if f, err := decoders.Lookup(kind); err == nil {
+			if _, err := f(pluginDecoder(opts, key, []string{"kind"}), env(name)); err != nil {
+				pluginErrorLines(err, key, ps)
+			}
+		}
+	}
+}
+
+// isPluginName reports whether s is a registered decoder or output kind,
+// the prefix plugins put on their errors.
+func isPluginName(s string) bool {
+	if _, err := decoders.Lookup(s); err == nil {
+		return true
+	}
+	_, err := outputs.Lookup(s)
+	return err == nil
+}
+
+// noResolver stands in for Consul while checking: plugins must not look
+// anything up when they are built.
+type noResolver struct{}
+
+func (noResolver) Resolve(context.Context, string) ([]string, error) {
+	return nil, errors.New("config check does not look services up")
 }
 
 // checkKafkaSettings catches the mistakes that would otherwise show up as

@@ -97,7 +97,7 @@ func (c JSONConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("timestamp.missing: %w", err))
 	}
 	if len(c.Metrics) == 0 && c.MetricsObject == "" {
-		errs = append(errs, errors.New("metrics or metrics_object must be set"))
+		errs = append(errs, errors.New("metrics: name at least one field, or set metrics_object"))
 	}
 	for i, m := range c.Metrics {
 		if !validField(m) {

@@ -143,7 +143,7 @@ func TestJSONConfigErrors(t *testing.T) {
 		set  func(*decoders.JSONConfig)
 		err  string
 	}{
-		{"no metrics", func(c *decoders.JSONConfig) {}, "json: metrics or metrics_object must be set"},
+		{"no metrics", func(c *decoders.JSONConfig) {}, "json: metrics: name at least one field, or set metrics_object"},
 		{"bad unit", func(c *decoders.JSONConfig) { c.Metrics = []string{"a"}; c.Timestamp.Unit = "h" },
 			`json: timestamp.unit: must be one of s, ms, us, ns, rfc3339, got "h"`},
 		{"bad missing", func(c *decoders.JSONConfig) { c.Metrics = []string{"a"}; c.Timestamp.Missing = "now" },

@@ -37,22 +37,27 @@ given no --config. Start a config of your own from it:
 
 	var path string
 	check := &cobra.Command{
-		Use:   "check --config FILE",
+		Use:   "check [FILE | --config FILE]",
 		Short: "Check a config file: print every problem with its key, or ok",
 		Long: `check loads the file as shovel route would (SHOVEL_* environment variables
 apply; command-line overrides do not), checks its meaning and builds every
 decoder and output from it, without connecting anywhere. It prints one line
 per problem, each naming its key, and exits 2; or prints "ok" and exits 0.
-Without --config it checks the built-in default.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(path)
+Without a file it checks the built-in default.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if path != "" && path != args[0] {
+					return usageError{fmt.Errorf("config check: two files given (%s and --config %s): check one at a time", args[0], path)}
+				}
+				path = args[0]
+			}
+			// Check reports every problem of the file at once: its shape,
+			// its meaning and every plugin's own keys, without any I/O.
+			cfg, err := config.Check(path, config.Overrides{})
 			if err != nil {
 				return usageError{err}
 			}
-			// Build validates first, so a file with several mistakes
-			// reports them all; it then builds the plugins, which check
-			// their own keys, without any I/O.
 			if _, err := config.Build(cfg, nil); err != nil {
 				return usageError{err}
 			}
@@ -62,6 +67,9 @@ Without --config it checks the built-in default.`,
 				if _, err := consul.ReadTokenFile(cfg.Consul.TokenFile); err != nil {
 					return usageError{err}
 				}
+			}
+			for _, v := range cfg.EnvUnused() {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s names no key of this config; it is ignored (the rule: %s for outputs.graphite.address)\n", v, config.EnvName("outputs.graphite.address"))
 			}
 			warnings, err := config.SecretWarnings(path)
 			if err != nil {

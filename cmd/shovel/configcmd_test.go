@@ -88,7 +88,7 @@ routes: [{match: {type: slice}, decoder: slice, outputs: [archive]}]
 outputs: {archive: {kind: file}}
 `,
 			code: exitUsage,
-			want: []string{`shovel: outputs.archive: file: path: must name a file, or "-" for stdout`},
+			want: []string{`shovel: outputs.archive.path: must name a file, or "-" for stdout`},
 		},
 	}
 	for _, tt := range tests {

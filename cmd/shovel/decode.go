@@ -50,10 +50,7 @@ exit status is 1 if anything was rejected.`,
 			if typ != "" && decoderName != "" {
 				return usageError{errors.New("decode: --type and --decoder exclude each other")}
 			}
-			cfg, err := config.Load(cfgPath)
-			if err == nil {
-				err = cfg.Validate()
-			}
+			cfg, err := config.Check(cfgPath, config.Overrides{})
 			if err != nil {
 				return usageError{err}
 			}

@@ -52,16 +52,8 @@ localhost:2003 as fallback. The flags override the file.`,
 			if f.Changed("http") {
 				o.HTTP = &httpAddr
 			}
-			load := func() (*config.Config, error) {
-				cfg, err := config.Load(cfgPath)
-				if err != nil {
-					return nil, err
-				}
-				if err := cfg.Apply(o); err != nil {
-					return nil, err
-				}
-				return cfg, cfg.Validate()
-			}
+			// Check reports every problem of the file, the flags' included, at once.
+			load := func() (*config.Config, error) { return config.Check(cfgPath, o) }
 			cfg, err := load()
 			if err != nil {
 				return usageError{err}
