@@ -370,7 +370,7 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"route", "--config", "/does/not/exist.yaml"}, "shovel: config: open /does/not/exist.yaml: no such file or directory\n"},
+		{[]string{"route", "--config", "/does/not/exist.yaml"}, "shovel: config: stat /does/not/exist.yaml: no such file or directory\n"},
 		{[]string{"route", "-p", "0x"}, `invalid argument "0x" for "-p, --port" flag`},
 		{[]string{"route", "-K", "nohostport"}, `shovel: kafka.brokers: "nohostport" is not host:port` + "\n"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
