@@ -182,6 +182,15 @@ var jsonScratchPool = sync.Pool{New: func() any { return new(jsonScratch) }}
 const jsonTopMembers = 32
 
 func (d *jsonDecoder) Decode(msg *metric.Message, out *metric.Result) error {
+	nSamples, nRejected := len(out.Samples), len(out.Rejected)
+	if err := d.decode(msg, out); err != nil {
+		out.Samples, out.Rejected = out.Samples[:nSamples], out.Rejected[:nRejected]
+		return err
+	}
+	return nil
+}
+
+func (d *jsonDecoder) decode(msg *metric.Message, out *metric.Result) error {
 	if len(msg.Value) > d.cfg.MaxMessageBytes {
 		return metric.Rejectf(metric.ReasonTooLarge, "%d bytes, limit %d", len(msg.Value), d.cfg.MaxMessageBytes)
 	}
@@ -226,6 +235,12 @@ func (d *jsonDecoder) Decode(msg *metric.Message, out *metric.Result) error {
 	if missing != "" {
 		return metric.Rejectf(ReasonMissingField, "no value for %s", missing)
 	}
+	// The head is shared by every metric and charged again in each path;
+	// charged once here too, it is the template's expansion (array and
+	// object fields write every scalar they hold).
+	if err := out.Charge(len(head.Bytes())); err != nil {
+		return err
+	}
 	var object []byte
 	if d.object != nil {
 		raw, kind, ok := src.lookup(d.object)
@@ -241,23 +256,30 @@ func (d *jsonDecoder) Decode(msg *metric.Message, out *metric.Result) error {
 	for k := range d.metrics {
 		raw, kind, ok := src.lookup(d.metrics[k].field)
 		if !ok {
-			if b, ok := m.path(unsafeBytes(d.metrics[k].name)); ok {
-				out.Reject(b.String(), ReasonMissingField)
+			b, ok, err := m.path(unsafeBytes(d.metrics[k].name))
+			if err == nil && ok {
+				err = reject(out, b, ReasonMissingField)
+			}
+			if err != nil {
+				return err
 			}
 			continue
 		}
-		m.append(unsafeBytes(d.metrics[k].name), raw, kind)
+		if err := m.append(unsafeBytes(d.metrics[k].name), raw, kind); err != nil {
+			return err
+		}
 	}
 	if object != nil {
-		_ = d.scan.ObjectEach(object, func(name, value []byte, kind jsonscan.Kind) error {
+		// validated by the first pass: the only error is the budget's
+		return d.scan.ObjectEach(object, func(name, value []byte, kind jsonscan.Kind) error {
 			// Only the numeric members are metrics: text, null, objects
 			// and arrays are skipped, not rejected. A number that is
 			// not finite still is.
 			if _, reason := d.cfg.Values.JSONValue(value, kind); reason != metric.ReasonNotANumber && reason != ReasonNull {
-				m.append(name, value, kind)
+				return m.append(name, value, kind)
 			}
 			return nil
-		}) // validated by the first pass
+		})
 	}
 	return nil
 }
@@ -288,36 +310,34 @@ type jsonSample struct {
 	ts   float64
 }
 
-// path renders the path of the metric called name, or rejects it.
-func (m *jsonSample) path(name []byte) (PathBuilder, bool) {
+// path renders the path of the metric called name, or rejects it (ok
+// false); the error is the budget's, once passed.
+func (m *jsonSample) path(name []byte) (b PathBuilder, ok bool, err error) {
 	n := len(m.head.buf)
-	b := m.head.Write(name)
+	b = m.head.Write(name)
 	if len(b.buf) == n {
-		m.out.Reject(b.String(), metric.ReasonBadPath) // nothing left of the name
-		return b, false
+		return b, false, reject(m.out, b, metric.ReasonBadPath) // nothing left of the name
 	}
 	b, _, missing := m.d.tmpl.render(b, m.src, m.at+1)
 	if missing != "" {
-		m.out.Reject(b.String(), ReasonMissingField)
-		return b, false
+		return b, false, reject(m.out, b, ReasonMissingField)
 	}
 	if reason := b.Check(); reason != "" {
-		m.out.Reject(b.String(), reason)
-		return b, false
+		return b, false, reject(m.out, b, reason)
 	}
-	return b, true
+	return b, true, nil
 }
 
-// append appends the sample of one metric, or rejects it.
-func (m *jsonSample) append(name, raw []byte, kind jsonscan.Kind) {
-	b, ok := m.path(name)
+// append appends the sample of one metric, or rejects it; the error is
+// the budget's, once passed.
+func (m *jsonSample) append(name, raw []byte, kind jsonscan.Kind) error {
+	b, ok, err := m.path(name)
 	if !ok {
-		return
+		return err
 	}
 	v, reason := m.d.cfg.Values.JSONValue(raw, kind)
 	if reason != "" {
-		m.out.Reject(b.String(), reason)
-		return
+		return reject(m.out, b, reason)
 	}
-	m.out.Samples = append(m.out.Samples, metric.Sample{Path: m.out.String(b.Bytes()), Time: m.ts, Value: v})
+	return m.out.Add(metric.Sample{Path: m.out.String(b.Bytes()), Time: m.ts, Value: v})
 }

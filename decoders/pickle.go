@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/shovel-metrics/shovel/router/metric"
 )
@@ -156,10 +157,13 @@ func (d *pickleDecoder) Decode(msg *metric.Message, out *metric.Result) (err err
 	}()
 	mc := pickleMachinePool.Get().(*pickleMachine)
 	defer mc.release()
-	top, perr := d.unpickle(mc, msg.Value)
+	top, perr := d.unpickle(mc, msg.Value, out)
 	if perr != nil {
-		if perr.reason == ReasonTooDeep {
+		switch perr.reason {
+		case ReasonTooDeep:
 			return metric.Rejectf(ReasonTooDeep, "more than %d levels", d.cfg.MaxDepth)
+		case metric.ReasonOverBudget:
+			return out.Over()
 		}
 		return &metric.RejectError{Reason: perr.reason, Detail: perr.detail}
 	}
@@ -173,27 +177,32 @@ func (d *pickleDecoder) Decode(msg *metric.Message, out *metric.Result) (err err
 		return metric.Rejectf(metric.ReasonBadShape, "pickle holds a %s, want a list", top.kind)
 	}
 	for i := range items {
-		d.sample(out, &items[i])
+		// An element referenced many times through the memo is as many
+		// samples: the budget stops that at the first one past it.
+		if err := d.sample(out, &items[i]); err != nil {
+			out.Samples, out.Rejected = out.Samples[:nSamples], out.Rejected[:nRejected]
+			return err
+		}
 	}
 	return nil
 }
 
-// sample turns one (path, (ts, value)) element into a sample or a rejection.
-func (d *pickleDecoder) sample(out *metric.Result, e *pval) {
+// sample turns one (path, (ts, value)) element into a sample or a
+// rejection; the error is the budget's, once passed.
+func (d *pickleDecoder) sample(out *metric.Result, e *pval) error {
 	if e.kind != pTuple || len(e.items) != 2 || e.items[0].kind != pString ||
 		e.items[1].kind != pTuple || len(e.items[1].items) != 2 {
-		path := ""
+		var b PathBuilder
 		if e.kind == pTuple && len(e.items) > 0 && e.items[0].kind == pString {
-			path = d.paths.Builder(nil).Write(e.items[0].s).String()
+			var buf [256]byte
+			b = d.paths.Builder(buf[:0]).Write(e.items[0].s)
 		}
-		out.Reject(path, metric.ReasonBadShape)
-		return
+		return reject(out, b, metric.ReasonBadShape)
 	}
 	var buf [256]byte
 	b := d.paths.Builder(buf[:0]).Write(e.items[0].s)
 	if reason := b.Check(); reason != "" {
-		out.Reject(b.String(), reason)
-		return
+		return reject(out, b, reason)
 	}
 	tv := e.items[1].items
 	ts, reason := d.number(&tv[0], ValueConfig{NumericStrings: d.cfg.Values.NumericStrings})
@@ -201,15 +210,13 @@ func (d *pickleDecoder) sample(out *metric.Result, e *pval) {
 		reason = metric.ReasonBadTimestamp
 	}
 	if reason != "" {
-		out.Reject(string(b.Bytes()), metric.ReasonBadTimestamp)
-		return
+		return reject(out, b, metric.ReasonBadTimestamp)
 	}
 	v, reason := d.number(&tv[1], d.cfg.Values)
 	if reason != "" {
-		out.Reject(string(b.Bytes()), reason)
-		return
+		return reject(out, b, reason)
 	}
-	out.Samples = append(out.Samples, metric.Sample{Path: out.String(b.Bytes()), Time: ts + 0, Value: v})
+	return out.Add(metric.Sample{Path: out.String(b.Bytes()), Time: ts + 0, Value: v})
 }
 
 func (d *pickleDecoder) number(v *pval, policy ValueConfig) (float64, string) {
@@ -234,9 +241,49 @@ func (k pkind) String() string {
 	return [...]string{"None", "bool", "int", "float", "str", "tuple", "list", "mark"}[k]
 }
 
+// overBudget stops the machine once its charges pass out's budget.
+var overBudget = &pickleError{reason: metric.ReasonOverBudget}
+
+// What the machine charges the output budget, besides the samples:
+//
+//   - A memo reference (GET) is how a pickle multiplies itself: two bytes
+//     of input that stand for a whole value, as often as the pickle likes
+//     (a 1 MB pickle can name one 4 KB path 500 000 times). Each is
+//     charged a value's size and the path it would become (refCost), so a
+//     multiplying pickle stops at the reference past its budget, before
+//     it builds the list that holds them.
+//   - A memo entry is charged memoEntryCost. The entries cannot outnumber
+//     the PUT opcodes (see put), so this is for the index, not the value,
+//     which the stack or a tuple holds already.
+//   - The stack, past stackFree values (Python's pickler batches appends
+//     by 1 000), is charged pvalSize a value: a pickle of a million pushes
+//     cannot hold a million values for free.
+//
+// Tuples and lists are not charged: their items come off the stack, one
+// opcode of input each. Real pickles cost 2 to 5 times their size in all
+// (docs/limits.md).
+const (
+	pvalSize      = int(unsafe.Sizeof(pval{}))
+	memoEntryCost = 16
+	stackFree     = 1024
+)
+
+// refCost is what a memo reference to v is charged: a value, and the path
+// of the sample it would become.
+func refCost(v *pval) int {
+	switch {
+	case v.kind == pString:
+		return pvalSize + len(v.s)
+	case v.kind == pTuple && len(v.items) > 0 && v.items[0].kind == pString:
+		return pvalSize + len(v.items[0].s)
+	}
+	return pvalSize
+}
+
 // unpickle runs the whitelisted machine over data and returns the value STOP leaves.
-// What it returns lives in mc until mc is released.
-func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte) (pval, *pickleError) {
+// What it returns lives in mc until mc is released. It charges out for
+// what it keeps, and stops once out's budget is passed.
+func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Result) (pval, *pickleError) {
 	// The machine's memory is pooled: a message costs its lists and its
 	// samples' strings, not its stack, memo and tuples.
 	var (
@@ -244,6 +291,8 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte) (pval, *pickleE
 		marks = mc.marks[:0] // stack lengths at each MARK
 		arena = mc.arena[:0] // the items of every tuple
 		i     int
+		// stackHigh is the most values the stack has held, for its charge.
+		stackHigh int
 	)
 	defer func() { mc.stack, mc.marks, mc.arena = stack, marks, arena }()
 	maxDepth := int32(d.cfg.MaxDepth)
@@ -288,9 +337,15 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte) (pval, *pickleE
 			return pickleFail(ReasonTooDeep, "")
 		}
 		stack = append(stack, v)
+		if len(stack) > stackHigh {
+			stackHigh = len(stack)
+			if stackHigh > stackFree && out.Charge(pvalSize) != nil {
+				return overBudget
+			}
+		}
 		return nil
 	}
-	tuple := func(items []pval) pval {
+	tuple := func(items []pval) (pval, *pickleError) {
 		// Tuples never change, so one growing arena holds them all: a
 		// tuple made before the arena moved keeps the old memory.
 		start := len(arena)
@@ -299,7 +354,7 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte) (pval, *pickleE
 		for _, it := range items {
 			t.depth = max(t.depth, it.depth+1)
 		}
-		return t
+		return t, nil
 	}
 	appendTo := func(items []pval) *pickleError {
 		l, err := pop()
@@ -323,13 +378,18 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte) (pval, *pickleE
 		if len(stack) == 0 {
 			return pickleFail(ReasonInvalidPickle, "memo put on an empty stack at offset %d", i-1)
 		}
-		mc.put(k, stack[len(stack)-1])
+		if mc.put(k, stack[len(stack)-1]) && out.Charge(memoEntryCost) != nil {
+			return overBudget
+		}
 		return nil
 	}
 	memoGet := func(k uint64) *pickleError {
 		v, ok := mc.get(k)
 		if !ok {
 			return pickleFail(ReasonInvalidPickle, "memo key %d missing at offset %d", k, i-1)
+		}
+		if out.Charge(refCost(&v)) != nil {
+			return overBudget
 		}
 		return push(v)
 	}
@@ -368,8 +428,10 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte) (pval, *pickleE
 		case 'l': // LIST
 			var items []pval
 			if items, err = popMark(); err == nil {
-				t := tuple(items)
-				err = push(pval{kind: pList, list: &plist{items: t.items, depth: t.depth}, depth: t.depth})
+				var t pval
+				if t, err = tuple(items); err == nil {
+					err = push(pval{kind: pList, list: &plist{items: t.items, depth: t.depth}, depth: t.depth})
+				}
 			}
 		case 'a': // APPEND
 			var v pval
@@ -389,7 +451,10 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte) (pval, *pickleE
 		case 't': // TUPLE
 			var items []pval
 			if items, err = popMark(); err == nil {
-				err = push(tuple(items))
+				var t pval
+				if t, err = tuple(items); err == nil {
+					err = push(t)
+				}
 			}
 		case 0x85, 0x86, 0x87: // TUPLE1, TUPLE2, TUPLE3
 			n := int(op - 0x84)
@@ -397,9 +462,11 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte) (pval, *pickleE
 				err = pickleFail(ReasonInvalidPickle, "stack underflow at offset %d", i-1)
 				break
 			}
-			t := tuple(stack[len(stack)-n:])
-			stack = stack[:len(stack)-n]
-			err = push(t)
+			var t pval
+			if t, err = tuple(stack[len(stack)-n:]); err == nil {
+				stack = stack[:len(stack)-n]
+				err = push(t)
+			}
 		case 'N':
 			err = push(pval{kind: pNone})
 		case 0x88, 0x89: // NEWTRUE, NEWFALSE
@@ -584,36 +651,48 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte) (pval, *pickleE
 type pickleMachine struct {
 	stack, arena []pval
 	marks        []int
-	memo         []pval // memo keys below maxDenseMemo, as picklers number them
+	memo         []pval // the keys picklers write: 0, 1, 2... (see put)
 	memoSet      []bool
 	memoLen      int // entries in the memo, for MEMOIZE
 	memoSparse   map[uint64]pval
 }
 
-// maxDenseMemo bounds the memo kept in a slice; larger keys, which no
-// pickler writes but a hostile pickle may, go to a map.
-const maxDenseMemo = 1 << 16
+// memoSlack is how far past twice its entries the dense memo may grow to
+// take a key: picklers number their entries 0, 1, 2..., so their keys
+// always fit.
+const memoSlack = 64
 
 var pickleMachinePool = sync.Pool{New: func() any { return new(pickleMachine) }}
 
-func (m *pickleMachine) put(k uint64, v pval) {
-	if k < maxDenseMemo {
+// put sets memo entry k to v, and reports whether the entry is new.
+//
+// Python's memo is a dict, so any key costs one entry. Here the keys a
+// pickler writes go to a slice, the fast path; the slice only grows to a
+// key below twice the entries so far (plus memoSlack), so its length is
+// bounded by the number of PUT opcodes, that is by the input. Any other
+// key, such as LONG_BINPUT 65535 in a 9-byte pickle, goes to a map and
+// costs one entry, not 65 536.
+func (m *pickleMachine) put(k uint64, v pval) bool {
+	if k < uint64(len(m.memo)) || k <= uint64(2*m.memoLen+memoSlack) {
 		for uint64(len(m.memo)) <= k {
 			m.memo, m.memoSet = append(m.memo, pval{}), append(m.memoSet, false)
 		}
-		if !m.memoSet[k] {
+		isNew := !m.memoSet[k]
+		if isNew {
 			m.memoLen++
 		}
 		m.memo[k], m.memoSet[k] = v, true
-		return
+		return isNew
 	}
 	if m.memoSparse == nil {
 		m.memoSparse = map[uint64]pval{}
 	}
-	if _, ok := m.memoSparse[k]; !ok {
+	_, seen := m.memoSparse[k]
+	if !seen {
 		m.memoLen++
 	}
 	m.memoSparse[k] = v
+	return !seen
 }
 
 func (m *pickleMachine) get(k uint64) (pval, bool) {
@@ -624,17 +703,36 @@ func (m *pickleMachine) get(k uint64) (pval, bool) {
 	return v, ok
 }
 
+// maxPooled bounds, in values, each of the slices a pooled machine keeps
+// for the next message: a large message's memory goes, the machine stays.
+const maxPooled = 1 << 12
+
 // release clears what refers to the message and returns m to the pool.
+// A slice that grew past maxPooled is dropped rather than cleared, so
+// the machine is pooled whatever the message was, and the next message
+// pays for neither a new machine nor the last one's size.
 func (m *pickleMachine) release() {
-	clear(m.stack[:cap(m.stack)])
-	clear(m.arena[:cap(m.arena)])
-	clear(m.memo)
-	clear(m.memoSet)
-	m.memo, m.memoSet, m.memoLen, m.memoSparse = m.memo[:0], m.memoSet[:0], 0, nil
-	if cap(m.arena) > 1<<16 || cap(m.stack) > 1<<16 || cap(m.memo) > 1<<12 {
-		return // a huge message: let its memory go
+	m.stack = trimPooled(m.stack)
+	m.arena = trimPooled(m.arena)
+	m.memo = trimPooled(m.memo)
+	if cap(m.memoSet) > maxPooled {
+		m.memoSet = nil
 	}
+	clear(m.memoSet)
+	if cap(m.marks) > maxPooled {
+		m.marks = nil
+	}
+	m.memoSet, m.marks, m.memoLen, m.memoSparse = m.memoSet[:0], m.marks[:0], 0, nil
 	pickleMachinePool.Put(m)
+}
+
+// trimPooled empties s for reuse, or drops it when it is too large to keep.
+func trimPooled(s []pval) []pval {
+	if cap(s) > maxPooled {
+		return nil
+	}
+	clear(s[:cap(s)])
+	return s[:0]
 }
 
 func isInteger(b []byte) bool {

@@ -84,6 +84,15 @@ func (d *plaintext) MaxMessageBytes() int { return d.cfg.MaxMessageBytes }
 var _ metric.Decoder = (*plaintext)(nil)
 
 func (d *plaintext) Decode(msg *metric.Message, out *metric.Result) error {
+	nSamples, nRejected := len(out.Samples), len(out.Rejected)
+	if err := d.decode(msg, out); err != nil {
+		out.Samples, out.Rejected = out.Samples[:nSamples], out.Rejected[:nRejected]
+		return err
+	}
+	return nil
+}
+
+func (d *plaintext) decode(msg *metric.Message, out *metric.Result) error {
 	data := msg.Value
 	if len(data) > d.cfg.MaxMessageBytes {
 		return metric.Rejectf(metric.ReasonTooLarge, "%d bytes, limit %d", len(data), d.cfg.MaxMessageBytes)
@@ -125,16 +134,22 @@ func (d *plaintext) Decode(msg *metric.Message, out *metric.Result) error {
 		var buf [256]byte
 		b := d.paths.Builder(buf[:0]).Write(fields[0])
 		if n < 2 || n > 3 || n == 2 && d.cfg.MissingTimestamp != MissingReceiveTime {
-			out.Reject(b.String(), ReasonBadLine)
+			if err := reject(out, b, ReasonBadLine); err != nil {
+				return err
+			}
 			continue
 		}
 		if reason := b.Check(); reason != "" {
-			out.Reject(b.String(), reason)
+			if err := reject(out, b, reason); err != nil {
+				return err
+			}
 			continue
 		}
 		v, reason := NumberText(fields[1])
 		if reason != "" {
-			out.Reject(b.String(), reason)
+			if err := reject(out, b, reason); err != nil {
+				return err
+			}
 			continue
 		}
 		var ts float64
@@ -144,7 +159,9 @@ func (d *plaintext) Decode(msg *metric.Message, out *metric.Result) error {
 				reason = metric.ReasonBadTimestamp
 			}
 			if reason != "" {
-				out.Reject(b.String(), metric.ReasonBadTimestamp)
+				if err := reject(out, b, metric.ReasonBadTimestamp); err != nil {
+					return err
+				}
 				continue
 			}
 			ts = t + 0
@@ -154,7 +171,9 @@ func (d *plaintext) Decode(msg *metric.Message, out *metric.Result) error {
 			}
 			ts = now
 		}
-		out.Samples = append(out.Samples, metric.Sample{Path: out.String(b.Bytes()), Time: ts, Value: v})
+		if err := out.Add(metric.Sample{Path: out.String(b.Bytes()), Time: ts, Value: v}); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -152,7 +152,9 @@ func (d *slice) Decode(msg *metric.Message, out *metric.Result) error {
 // escapes, a member of the wrong kind, broken JSON, a missing or bad ts.
 // decodeGeneral then decides, so that every rejection, and every detail
 // of its wording, has one source. FuzzSliceSinglePass holds the two to
-// the same result.
+// the same result. Past the output budget it gives up too, leaving its
+// charges: the general decoder then validates the message and fails at
+// its first charge, so the budget's reason also has one source.
 func (d *slice) decodeSinglePass(msg *metric.Message, out *metric.Result) bool {
 	nSamples, nRejected := len(out.Samples), len(out.Rejected)
 	giveUp := func() bool {
@@ -304,19 +306,21 @@ func (d *slice) metrics(c *jsonscan.Cursor, out *metric.Result, prefix PathBuild
 		if !plain {
 			n := len(b.buf)
 			if b = b.Write(name); len(b.buf) == n {
-				out.Reject(b.String(), metric.ReasonBadPath)
-				continue
+				reason = metric.ReasonBadPath
 			}
 		}
-		if reason := b.Check(); reason != "" {
-			out.Reject(b.String(), reason)
-			continue
+		if r := b.Check(); r != "" && reason != metric.ReasonBadPath {
+			reason = r
 		}
 		if reason != "" {
-			out.Reject(string(b.Bytes()), reason)
+			if reject(out, b, reason) != nil {
+				return false // past the budget: decodeGeneral rejects the message
+			}
 			continue
 		}
-		out.Samples = append(out.Samples, metric.Sample{Path: out.String(b.Bytes()), Value: v})
+		if out.Add(metric.Sample{Path: out.String(b.Bytes()), Value: v}) != nil {
+			return false
+		}
 	}
 }
 
@@ -477,6 +481,13 @@ func (d *slice) sliceDataEntry(out *metric.Result, i int, entry []byte, kind jso
 	}
 	var buf [256]byte
 	b, at, missing := d.tmpl.render(d.paths.Builder(buf[:0]), src, 0)
+	// The entry's head is built once and shared by its metrics, each of
+	// which is charged for it again in its path; charging the expansion
+	// itself bounds a message of many entries whose heads are long and
+	// whose metrics are few or bad.
+	if err := out.Charge(len(b.Bytes())); err != nil {
+		return err
+	}
 	switch {
 	case missing != "":
 		return d.rejectEntry(out, b, metrics, ReasonMissingField)
@@ -489,8 +500,7 @@ func (d *slice) sliceDataEntry(out *metric.Result, i int, entry []byte, kind jso
 // rejectEntry rejects every metric of an entry that has no usable path or time.
 func (d *slice) rejectEntry(out *metric.Result, b PathBuilder, metrics []byte, reason string) error {
 	return d.scan.ObjectEach(metrics, func(name, _ []byte, _ jsonscan.Kind) error {
-		out.Reject(b.Dot().Write(name).String(), reason)
-		return nil
+		return reject(out, b.Dot().Write(name), reason)
 	})
 }
 
@@ -514,28 +524,32 @@ func (d *slice) appendMetrics(out *metric.Result, prefix PathBuilder, metrics []
 		b := prefix
 		n := len(b.buf)
 		if b = b.Write(name); len(b.buf) == n {
-			out.Reject(b.String(), metric.ReasonBadPath) // nothing left of the name
-			return nil
+			return reject(out, b, metric.ReasonBadPath) // nothing left of the name
 		}
 		if tail != nil {
 			var missing string
 			if b, _, missing = tail.tmpl.render(b, tail.src, tail.at+1); missing != "" {
-				out.Reject(b.String(), ReasonMissingField)
-				return nil
+				return reject(out, b, ReasonMissingField)
 			}
 		}
 		if reason := b.Check(); reason != "" {
-			out.Reject(b.String(), reason)
-			return nil
+			return reject(out, b, reason)
 		}
 		v, reason := d.cfg.Values.JSONValue(value, kind)
 		if reason != "" {
-			out.Reject(string(b.Bytes()), reason)
-			return nil
+			return reject(out, b, reason)
 		}
-		out.Samples = append(out.Samples, metric.Sample{Path: out.String(b.Bytes()), Time: ts, Value: v})
-		return nil
+		return out.Add(metric.Sample{Path: out.String(b.Bytes()), Time: ts, Value: v})
 	})
+}
+
+// reject records that the sample at b's path was dropped for reason, and
+// returns the over-budget rejection once rejections have used the budget
+// up: a message of a million bad samples costs as much as a million good
+// ones (each is logged, counted and kept until the message is done).
+func reject(out *metric.Result, b PathBuilder, reason string) error {
+	out.Reject(b.String(), reason)
+	return out.Over()
 }
 
 // scanReject turns a scanner error into the whole-message rejection, and
