@@ -181,8 +181,10 @@ func FuzzJSON(f *testing.F) {
 	dec := newDecoder(f, "json", onuStats)
 	f.Fuzz(func(t *testing.T, value []byte) {
 		var out metric.Result
-		err := dec.Decode(&metric.Message{Value: value, Timestamp: goldenReceiveTime}, &out)
+		msg := &metric.Message{Value: value, Timestamp: goldenReceiveTime}
+		err := dec.Decode(msg, &out)
 		checkInvariants(t, out, err)
+		checkBudget(t, dec, msg)
 		if !json.Valid(value) || !utf8.Valid(value) {
 			require.Error(t, err)
 		}

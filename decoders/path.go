@@ -177,6 +177,9 @@ func (b PathBuilder) WriteAllowed(p []byte) (PathBuilder, bool) {
 			return b, false
 		}
 	}
+	if len(b.buf) > b.s.max {
+		return b, true // too long already: see appendPath
+	}
 	if b.st.needDot {
 		b.buf, b.st.needDot, b.st.seg = append(b.buf, '.'), false, 0
 	}
@@ -203,7 +206,10 @@ type pathState struct {
 func (s *PathSanitizer) appendPath(buf []byte, st *pathState, p []byte, oneSegment bool) []byte {
 	allowed, repl, keepUTF8 := &s.allowed, s.repl, s.utf8
 	needDot, inBad, seg, maxSeg := st.needDot, st.inBad, st.seg, st.maxSeg
-	for i := 0; i < len(p); {
+	// Past the longest path allowed, nothing more is written: the path
+	// is rejected as too long whatever follows, and a template field
+	// holding a megabyte array must not build a megabyte path.
+	for i := 0; i < len(p) && len(buf) <= s.max; {
 		c := p[i]
 		j := i + 1 // end of what is kept, when something is
 		switch {

@@ -69,11 +69,15 @@ func FuzzPickle(f *testing.F) {
 	for _, in := range goldenFiles(f, "pickle", ".pickle") {
 		f.Add(readFile(f, in))
 	}
+	f.Add(PickleMemoBomb("a.b", 3000))
+	f.Add([]byte{0x80, 0x02, 0x5d, 0x72, 0xff, 0xff, 0x00, 0x00, 0x2e})
 	dec := newDecoder[decoders.PickleConfig](f, "carbon-pickle", nil)
 	f.Fuzz(func(t *testing.T, value []byte) {
 		var out metric.Result
-		err := dec.Decode(&metric.Message{Value: value}, &out)
+		msg := &metric.Message{Value: value}
+		err := dec.Decode(msg, &out)
 		checkInvariants(t, out, err)
+		checkBudget(t, dec, msg)
 		if err != nil || bytes.IndexByte(value, '\\') >= 0 || nonASCIIText(value) {
 			// gopickle v0.2.0 leaves the escapes of protocol 0's
 			// STRING and UNICODE as they are, and reads their other

@@ -40,8 +40,10 @@ func FuzzPlaintext(f *testing.F) {
 	dec := newDecoder[decoders.PlaintextConfig](f, "carbon-plaintext", nil)
 	f.Fuzz(func(t *testing.T, value []byte) {
 		var out metric.Result
-		err := dec.Decode(&metric.Message{Value: value, Timestamp: goldenReceiveTime}, &out)
+		msg := &metric.Message{Value: value, Timestamp: goldenReceiveTime}
+		err := dec.Decode(msg, &out)
 		checkInvariants(t, out, err)
+		checkBudget(t, dec, msg)
 		// Every kept line gives one sample or one rejection.
 		lines := 0
 		for _, l := range strings.Split(string(value), "\n") {

@@ -288,13 +288,18 @@ func FuzzSlice(f *testing.F) {
 		f.Add(value)
 	}
 	f.Add([]byte(benchSliceMessage))
+	for _, a := range amplifiers(f, 8<<10)[:3] { // the slice decoder's
+		f.Add(a.value)
+	}
 	dec := newSliceDecoder(f, nil)
 	const maxDepth = 32 // the default
 
 	f.Fuzz(func(t *testing.T, value []byte) {
 		earlier := metric.Sample{Path: "earlier", Time: 1, Value: 1}
 		out := metric.Result{Samples: []metric.Sample{earlier}}
-		err := dec.Decode(&metric.Message{Value: value}, &out)
+		msg := &metric.Message{Value: value}
+		err := dec.Decode(msg, &out)
+		checkBudget(t, dec, msg)
 		got := out.Samples[1:]
 		require.Equal(t, earlier, out.Samples[0], "earlier samples are kept")
 		if err != nil {

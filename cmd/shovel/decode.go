@@ -213,6 +213,9 @@ func (d *messageDecoder) run(data []byte, topic string, stdout, stderr io.Writer
 		}
 		out.Reset()
 		msg := &metric.Message{Topic: topic, Value: value}
+		// The router's output budget: a message that would decode into
+		// gigabytes is rejected here as it would be there.
+		out.Budget = d.cfg.Limits.OutputLimits().Budget(msg.Size())
 		if err := safeDecode(dec, msg, &out); err != nil {
 			if reason, ok := metric.SkipReason(err); ok {
 				// Not for this decoder, and no fault: the router counts
@@ -264,5 +267,14 @@ func safeDecode(d metric.Decoder, msg *metric.Message, out *metric.Result) (err 
 			err = fmt.Errorf("decoder panic: %v", r)
 		}
 	}()
-	return d.Decode(msg, out)
+	if err := d.Decode(msg, out); err != nil {
+		return err
+	}
+	if err := out.Over(); err != nil {
+		return err
+	}
+	if c := out.Cost(); out.Budget > 0 && c > out.Budget {
+		return metric.Rejectf(metric.ReasonOverBudget, "decoded into %d bytes, more than the output budget of %d bytes for this message", c, out.Budget)
+	}
+	return nil
 }

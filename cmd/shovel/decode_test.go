@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -133,4 +135,33 @@ func TestDecodeFileArgument(t *testing.T) {
 	out.Reset()
 	require.Equal(t, exitUsage, run(context.Background(), []string{"decode", file + ".missing"}, &out, &out))
 	require.Contains(t, out.String(), "no such file or directory")
+}
+
+// TestDecodeOutputBudget: `shovel decode` holds a message to the router's
+// output budget. A 1 MB pickle that references one 3.8 KB-path tuple
+// 520 000 times through its memo would print 2 GB; it is rejected as
+// output_budget having allocated a few times its budget, not gigabytes.
+func TestDecodeOutputBudget(t *testing.T) {
+	path := strings.TrimSuffix(strings.Repeat(strings.Repeat("p", 199)+".", 19), ".")
+	bomb := []byte{0x80, 2, ']', 'q', 0, '(', 'X'}
+	bomb = binary.LittleEndian.AppendUint32(bomb, uint32(len(path)))
+	bomb = append(bomb, path...)
+	bomb = append(bomb, 'J', 0, 0xf1, 0x53, 0x65, 'K', 1, 0x86, 0x86, 'q', 1) // (path, (1700000000, 1))
+	for len(bomb) < 1<<20-4 {
+		bomb = append(bomb, 'h', 1)
+	}
+	bomb = append(bomb, 'e', '.')
+	file := filepath.Join(t.TempDir(), "bomb.pickle")
+	require.NoError(t, os.WriteFile(file, bomb, 0o600))
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	code, stdout, stderr := decodeRun(t, "", "--decoder", "carbon-pickle", file)
+	runtime.ReadMemStats(&after)
+	require.Equal(t, exitRuntime, code)
+	require.Empty(t, stdout)
+	require.Contains(t, stderr, "reject output_budget: ")
+	budget := uint64(16 * len(bomb))
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, 3*budget, "allocated for a %d-byte message", len(bomb))
 }

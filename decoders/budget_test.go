@@ -1,0 +1,237 @@
+package decoders_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shovel-metrics/shovel/decoders"
+	"github.com/shovel-metrics/shovel/router/metric"
+)
+
+// checkBudget holds a decoder to its output budget on msg: the fuzz
+// targets call it on every input.
+//
+//   - Under the router's default budget for value's size, what it returns
+//     costs no more than that budget: ratio × size + floor, whatever the
+//     input.
+//   - With a budget of exactly what it spent unbounded, it returns the
+//     same; with one byte less, it rejects the message whole as
+//     output_budget, with nothing in the result: a decoder charges as it
+//     goes and stops at the first charge past the budget.
+func checkBudget(t *testing.T, dec metric.Decoder, msg *metric.Message) {
+	t.Helper()
+	var free metric.Result
+	freeErr := dec.Decode(msg, &free)
+	limits := metric.DefaultOutputLimits()
+	def := metric.Result{Budget: limits.Budget(msg.Size())}
+	err := dec.Decode(msg, &def)
+	require.LessOrEqual(t, def.Cost(), def.Budget)
+	require.LessOrEqual(t, float64(def.Cost()), limits.Ratio*float64(len(msg.Value))+float64(limits.Min))
+	if err == nil {
+		require.LessOrEqual(t, def.Spent(), def.Budget)
+	}
+	if metric.ReasonOf(err) == metric.ReasonOverBudget {
+		require.Empty(t, def.Samples)
+		require.Empty(t, def.Rejected)
+	}
+	if freeErr != nil || free.Spent() == 0 {
+		return
+	}
+	require.Equal(t, free.Cost(), min(free.Cost(), free.Spent()), "every sample and rejection is charged")
+
+	exact := metric.Result{Budget: free.Spent()}
+	require.NoError(t, dec.Decode(msg, &exact))
+	require.Equal(t, free.Samples, exact.Samples)
+	require.Equal(t, free.Rejected, exact.Rejected)
+
+	short := metric.Result{Budget: free.Spent() - 1}
+	err = dec.Decode(msg, &short)
+	require.Equal(t, metric.ReasonOverBudget, metric.ReasonOf(err), "err: %v", err)
+	require.Empty(t, short.Samples)
+	require.Empty(t, short.Rejected)
+}
+
+// longKey is a dotted name of n bytes whose segments Carbon accepts.
+func longKey(n int) string {
+	seg := strings.Repeat("k", 200)
+	var b strings.Builder
+	for b.Len() < n {
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(seg)
+	}
+	return b.String()[:n]
+}
+
+// shortNames writes distinct short metric names as JSON members until b
+// holds size bytes.
+func shortNames(b *bytes.Buffer, size int) {
+	for i := 0; b.Len() < size; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(b, `"%x":1`, i)
+	}
+}
+
+// amplifiers are messages that decode into far more than their size, one
+// per class of issue 11: a long object key shared by many short metric
+// names (data and prefixes), a slice_data entry whose metadata all its
+// metrics share, a json path template with an array field or a repeated
+// field, and a pickle that references one long-path tuple through the memo
+// again and again. Each is about size bytes and would decode into 100 to
+// 1 000 times that.
+func amplifiers(t testing.TB, size int) []amplifier {
+	key := longKey(4000)
+	var data, prefixes, sliceData, jsonArray, jsonRepeat bytes.Buffer
+	n := size - 64 // room for the closing brackets
+	fmt.Fprintf(&data, `{"type":"slice","ts":1700000000,"data":{"%s":{`, key)
+	shortNames(&data, n)
+	data.WriteString("}}}")
+	fmt.Fprintf(&prefixes, `{"type":"slice","ts":1700000000,"prefixes":{"%s":{"metrics":{`, key)
+	shortNames(&prefixes, n)
+	prefixes.WriteString("}}}}")
+	seg := strings.Repeat("m", 200)
+	fmt.Fprintf(&sliceData, `{"type":"slice","ts":1700000000,"slice_data":[{"metadata":{"title":"%s","device_id":"%s","context":{`, seg, seg)
+	for i := range 17 {
+		if i > 0 {
+			sliceData.WriteByte(',')
+		}
+		fmt.Fprintf(&sliceData, `"c%d":"%s"`, i, seg)
+	}
+	sliceData.WriteString(`}},"metrics":{`)
+	shortNames(&sliceData, n)
+	sliceData.WriteString("}}]}")
+	fmt.Fprintf(&jsonArray, `{"ts":1700000000,"tags":[`)
+	for i := range 19 {
+		if i > 0 {
+			jsonArray.WriteByte(',')
+		}
+		fmt.Fprintf(&jsonArray, `"%s"`, seg)
+	}
+	jsonArray.WriteString(`],"counters":{`)
+	shortNames(&jsonArray, n)
+	jsonArray.WriteString("}}")
+	fmt.Fprintf(&jsonRepeat, `{"ts":1700000000,"host":"%s","counters":{`, seg)
+	shortNames(&jsonRepeat, n)
+	jsonRepeat.WriteString("}}")
+
+	return []amplifier{
+		{"slice data: one 4 KB key, short names", newSliceDecoder(t, nil), data.Bytes()},
+		{"slice prefixes: one 4 KB key, short names", newSliceDecoder(t, nil), prefixes.Bytes()},
+		{"slice_data: one entry's 4 KB metadata, short names", newSliceDecoder(t, nil), sliceData.Bytes()},
+		{"json: an array field in the path", newDecoder(t, "json", func(c *decoders.JSONConfig) {
+			c.Path, c.Timestamp.Field, c.MetricsObject = "{tags}.{metric}", "ts", "counters"
+		}), jsonArray.Bytes()},
+		{"json: a field repeated in the path", newDecoder(t, "json", func(c *decoders.JSONConfig) {
+			c.Path = strings.Repeat("{host}.", 19) + "{metric}"
+			c.Timestamp.Field, c.MetricsObject = "ts", "counters"
+		}), jsonRepeat.Bytes()},
+		{"pickle: one 3.8 KB-path tuple referenced through the memo", newDecoder[decoders.PickleConfig](t, "carbon-pickle", nil),
+			PickleMemoBomb(longKey(3800), (size-4096)/2)},
+	}
+}
+
+type amplifier struct {
+	name  string
+	dec   metric.Decoder
+	value []byte
+}
+
+// PickleMemoBomb is [(path, (1700000000, 1))] * refs as a pickle whose
+// list holds refs memo references (BINGET) to one tuple.
+func PickleMemoBomb(path string, refs int) []byte {
+	b := []byte{0x80, 2, ']', 'q', 0, '('}
+	b = append(b, 'X')
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(path)))
+	b = append(b, path...)
+	b = append(b, 'J')
+	b = binary.LittleEndian.AppendUint32(b, 1700000000)
+	b = append(b, 'K', 1, 0x86, 0x86, 'q', 1) // TUPLE2 TUPLE2 BINPUT 1
+	for range refs - 1 {
+		b = append(b, 'h', 1)
+	}
+	return append(b, 'e', '.')
+}
+
+// TestOutputBudgetAttacks: every amplifying message is rejected whole as
+// output_budget under the router's default budget, having allocated no
+// more than the budget and its own size's worth; the same message cut
+// down to fit the budget decodes.
+func TestOutputBudgetAttacks(t *testing.T) {
+	const size = 1 << 20
+	limits := metric.DefaultOutputLimits()
+	for _, a := range amplifiers(t, size) {
+		t.Run(a.name, func(t *testing.T) {
+			msg := &metric.Message{Value: a.value}
+			budget := limits.Budget(msg.Size())
+
+			// Before the budget, these decoded into hundreds of times
+			// their size (gigabytes, for the pickle): still too much for
+			// twice the default ratio.
+			twice := metric.Result{Budget: 2 * budget}
+			require.Equal(t, metric.ReasonOverBudget, metric.ReasonOf(a.dec.Decode(msg, &twice)), "the attack amplifies")
+
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			out := metric.Result{Budget: budget}
+			err := a.dec.Decode(msg, &out)
+			runtime.ReadMemStats(&after)
+			require.Equal(t, metric.ReasonOverBudget, metric.ReasonOf(err), "err: %v", err)
+			require.Empty(t, out.Samples)
+			// It stops at the first charge past the budget (the slice
+			// decoder's general pass makes one more: see decodeSinglePass).
+			require.LessOrEqual(t, out.Spent(), budget+2*(metric.MaxPathLen+128), "stops at the first charge past the budget")
+			allocated := after.TotalAlloc - before.TotalAlloc
+			// Slack: the samples' slice doubles as it grows, and the
+			// paths live in 16 KB chunks.
+			require.Less(t, allocated, uint64(2*budget+len(a.value)), "allocated %d bytes for a %d-byte message", allocated, len(a.value))
+			t.Logf("%d bytes in: rejected after %d bytes charged (budget %d), %d allocated",
+				len(a.value), out.Spent(), budget, allocated)
+		})
+	}
+}
+
+// TestPickleMemoIndexIsFree: a 9-byte pickle that puts memo entry 65 535
+// costs one entry, not 65 536, and no more on the next message.
+func TestPickleMemoIndexIsFree(t *testing.T) {
+	dec := newDecoder[decoders.PickleConfig](t, "carbon-pickle", nil)
+	msg := &metric.Message{Value: []byte{0x80, 0x02, 0x5d, 0x72, 0xff, 0xff, 0x00, 0x00, 0x2e}}
+	var out metric.Result
+	require.NoError(t, dec.Decode(msg, &out))
+	require.Empty(t, out.Samples)
+	require.Less(t, out.Spent(), 100, "one memo entry charged")
+	out.Reset()
+	allocs := testing.AllocsPerRun(100, func() { _ = dec.Decode(msg, &out) })
+	require.LessOrEqual(t, allocs, 4.0, "the machine is pooled: a list, the sparse memo and its entry")
+	// Every key of LONG_BINPUT's range, in order: still one entry each.
+	big := []byte{0x80, 0x02, 0x5d}
+	for k := uint32(0); k < 1<<32-1 && len(big) < 1<<20; k = k*2 + 1 {
+		big = binary.LittleEndian.AppendUint32(append(big, 'r'), k)
+	}
+	out.Reset()
+	require.NoError(t, dec.Decode(&metric.Message{Value: append(big, '.')}, &out))
+	require.Less(t, out.Spent(), 40*16, "one memo entry charged per PUT")
+}
+
+func BenchmarkPickleMemoIndex(b *testing.B) {
+	dec := newDecoder[decoders.PickleConfig](b, "carbon-pickle", nil)
+	msg := &metric.Message{Value: []byte{0x80, 0x02, 0x5d, 0x72, 0xff, 0xff, 0x00, 0x00, 0x2e}}
+	var out metric.Result
+	b.ReportAllocs()
+	for b.Loop() {
+		out.Reset()
+		if err := dec.Decode(msg, &out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
