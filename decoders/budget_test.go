@@ -234,4 +234,3 @@ func BenchmarkPickleMemoIndex(b *testing.B) {
 		}
 	}
 }
-

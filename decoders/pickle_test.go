@@ -153,11 +153,11 @@ func gopickleSamples(value []byte) (samples []metric.Sample, ok bool) {
 		path, reason := paths.Sanitize(name)
 		ts, tok := refNumber(tv.Get(0))
 		val, vok := refNumber(tv.Get(1))
-		if _, isStr := tv.Get(0).(string); isStr {
-			return nil, false // numeric strings: not modelled
-		}
-		if _, isStr := tv.Get(1).(string); isStr {
-			return nil, false
+		for _, x := range []any{tv.Get(0), tv.Get(1)} {
+			switch x.(type) {
+			case string, []byte: // numeric strings (Python's float() takes bytes too): not modelled
+				return nil, false
+			}
 		}
 		if reason != "" || !tok || !vok || ts < 0 || math.IsInf(val, 0) || math.IsNaN(val) || math.IsInf(ts, 0) || math.IsNaN(ts) {
 			continue
