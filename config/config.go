@@ -54,6 +54,10 @@ type Kafka struct {
 	// Workers is how many partitions are decoded in parallel, each in
 	// order; 0 means one per CPU.
 	Workers int `mapstructure:"workers"`
+	// InstanceID is the consumer's group.instance.id (static membership:
+	// a restarted shovel gets its partitions back at once). "" picks
+	// "shovel-<hostname>-<n>", unique per host; "none" turns it off.
+	InstanceID string `mapstructure:"instance_id"`
 }
 
 // Route is one entry of `routes:`.

@@ -64,8 +64,12 @@ func TestBadFiles(t *testing.T) {
 		want []string // every line, in order
 	}{
 		{"typo.bad.yml", []string{
-			"kafka.brokrs: unknown key (known keys here: brokers, group, settings, start, topics, workers)",
+			"kafka.brokrs: unknown key (known keys here: brokers, group, instance_id, settings, start, topics, workers)",
 			"kafka.brokers: must not be empty",
+		}},
+		{"instance-id.bad.yml", []string{
+			`kafka.instance_id: "shovel on host1": use 1 to 249 of a-z A-Z 0-9 . _ - (or "none" for no static membership)`,
+			"kafka.settings.group.instance.id: managed by shovel (set kafka.instance_id instead)",
 		}},
 		{"plugin-typo.bad.yml", []string{
 			"outputs.g.adress: unknown key (known keys here: " + routerKnown + ")",
@@ -92,7 +96,7 @@ func TestBadFiles(t *testing.T) {
 		}},
 		{"all-at-once.bad.yml", []string{
 			`kafka.workers: expected an integer, got "many"`,
-			"kafka.grup: unknown key (known keys here: brokers, group, settings, start, topics, workers)",
+			"kafka.grup: unknown key (known keys here: brokers, group, instance_id, settings, start, topics, workers)",
 			`routes[0].stop: expected true or false, got "maybe"`,
 			"shutdown_timeout: 30 has no unit: write 30s for seconds (or ms, m, h)",
 			`kafka.start: must be "earliest" or "latest", got "first"`,

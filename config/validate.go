@@ -29,6 +29,9 @@ func (r Route) routerRules() []router.Rule {
 	return out
 }
 
+// validInstanceID is what Kafka accepts as a group.instance.id.
+var validInstanceID = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+
 // managedSettings are librdkafka properties shovel sets itself, because its
 // delivery guarantee or its own keys depend on them.
 var managedSettings = map[string]string{
@@ -37,6 +40,7 @@ var managedSettings = map[string]string{
 	"bootstrap.servers":        "set kafka.brokers instead",
 	"metadata.broker.list":     "set kafka.brokers instead",
 	"auto.offset.reset":        "set kafka.start instead",
+	"group.instance.id":        "set kafka.instance_id instead",
 }
 
 // Validate checks the configuration's meaning without any I/O — every
@@ -94,6 +98,9 @@ func (c *Config) validate() error {
 	}
 	if c.Kafka.Start != "earliest" && c.Kafka.Start != "latest" {
 		bad("kafka.start", `must be "earliest" or "latest", got %q`, c.Kafka.Start)
+	}
+	if id := c.Kafka.InstanceID; id != "" && id != "none" && !validInstanceID.MatchString(id) {
+		bad("kafka.instance_id", `%q: use 1 to 249 of a-z A-Z 0-9 . _ - (or "none" for no static membership)`, id)
 	}
 	if c.Kafka.Workers < 0 {
 		bad("kafka.workers", "must not be negative (0: one per CPU)")

@@ -86,6 +86,16 @@ func (b *testBroker) produceKPIs(t *testing.T, topic string, partitions int32, k
 // It stops when all are produced, or when the test ends. Wait for it with
 // the returned func, which fails the test on a produce error.
 func (b *testBroker) produceSteadily(t testing.TB, topic string, partitions int32, kpis []kpi, perTick int, tick time.Duration) (want []carbontest.Sample, wait func()) {
+	return produceSteadily(t, b, topic, partitions, kpis, perTick, tick)
+}
+
+// ctxProducer is a broker that tests produce to: kfake's or Apache Kafka's.
+type ctxProducer interface {
+	ProduceContext(ctx context.Context, recs ...kafkatest.Record) error
+}
+
+// produceSteadily is testBroker.produceSteadily on any broker.
+func produceSteadily(t testing.TB, b ctxProducer, topic string, partitions int32, kpis []kpi, perTick int, tick time.Duration) (want []carbontest.Sample, wait func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	for _, k := range kpis {

@@ -49,13 +49,19 @@ type shovelProc struct {
 
 func startProcess(t *testing.T, args ...string) *shovelProc {
 	t.Helper()
+	return startProcessEnv(t, nil, args...)
+}
+
+// startProcessEnv is startProcess with extra environment variables.
+func startProcessEnv(t *testing.T, env []string, args ...string) *shovelProc {
+	t.Helper()
 	p := &shovelProc{logs: &syncBuffer{}, done: make(chan struct{})}
 	if len(args) > 0 && args[0] == "route" && !slices.Contains(args, "--http") {
 		// Status endpoints on a free port: the default one is fixed.
 		args = append(args, "--http", "127.0.0.1:0")
 	}
 	p.cmd = exec.Command(os.Args[0], args...)
-	p.cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	p.cmd.Env = append(append(os.Environ(), runMainEnv+"=1"), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	// Killed with the test binary, should that die without cleaning up.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,12 @@ type Config struct {
 	// Workers is how many partitions are handled in parallel (each by one
 	// goroutine, in order); 0 means one per CPU.
 	Workers int
+	// InstanceID is kafka.instance_id: the group.instance.id of static
+	// membership; "" picks one per host (see claimInstance), "none" turns
+	// static membership off.
+	InstanceID string
+	// LockDir holds the instance-id locks; "" is DefaultLockDir().
+	LockDir string
 }
 
 // Handler takes one message. It may block to apply back-pressure; it must
@@ -63,6 +70,7 @@ type Consumer struct {
 	lastStore time.Time
 	logsDone  chan struct{}
 	joined    atomic.Bool
+	instance  *instanceClaim     // nil without static membership
 	limit     *ratelimit.Limiter // paces repeated error lines
 	lag       *prometheus.GaugeVec
 }
@@ -113,6 +121,13 @@ func New(cfg Config, log *slog.Logger) (*Consumer, error) {
 			return nil, fmt.Errorf("kafka: metrics: %w", err)
 		}
 	}
+	if consumerProtocol(cfg.Settings) {
+		// KIP-848: the broker owns the session and the assignment; librdkafka
+		// refuses these classic properties with group.protocol=consumer.
+		for _, p := range classicOnly {
+			delete(cm, p)
+		}
+	}
 	for k, v := range cfg.Settings {
 		cm[k] = v
 	}
@@ -123,15 +138,34 @@ func New(cfg Config, log *slog.Logger) (*Consumer, error) {
 	cm["auto.offset.reset"] = cfg.Start
 	cm["enable.auto.offset.store"] = false
 
+	lockDir := cfg.LockDir
+	if lockDir == "" {
+		lockDir = DefaultLockDir()
+	}
+	claim, err := claimInstance(cfg.InstanceID, cfg.Group, lockDir)
+	switch {
+	case err != nil && (cfg.InstanceID != "" || errors.Is(err, ErrInstanceInUse)):
+		return nil, err
+	case err != nil:
+		log.Warn("no static group membership: a restart waits for the group to rebalance; set kafka.instance_id", "err", err)
+	case claim != nil:
+		cm["group.instance.id"] = claim.id
+	}
+
 	c, err := ck.NewConsumer(&cm)
 	if err != nil {
+		claim.release()
 		return nil, fmt.Errorf("kafka: create consumer for %s: %w", cfg.Brokers, err)
 	}
 	k := &Consumer{c: c, cfg: cfg, log: log, trackers: map[partKey]*partTracker{}, logsDone: make(chan struct{}), lag: lag,
-		limit: ratelimit.New(10 * time.Second)}
+		limit: ratelimit.New(10 * time.Second), instance: claim}
 	go forwardLogs(k.c.Logs(), k.log, k.logsDone)
+	if claim != nil {
+		log.Info("static group membership", "instance_id", claim.id, "group", cfg.Group)
+	}
 	if err := c.SubscribeTopics(cfg.Topics, k.rebalance); err != nil {
 		c.Close()
+		claim.release()
 		return nil, fmt.Errorf("kafka: subscribe to %s: %w", strings.Join(cfg.Topics, ","), err)
 	}
 	return k, nil
@@ -139,7 +173,14 @@ func New(cfg Config, log *slog.Logger) (*Consumer, error) {
 
 // rebalance runs inside Poll. On revocation it stores and commits what was
 // delivered, so that the partition's next owner starts right after it.
+//
+// Under an incremental protocol (KIP-848's consumer protocol, or the
+// classic one with cooperative-sticky) the events list only the partitions
+// that are added or taken away, and must be applied with IncrementalAssign
+// and IncrementalUnassign; under the eager classic protocol every
+// revocation takes the whole assignment.
 func (k *Consumer) rebalance(c *ck.Consumer, ev ck.Event) error {
+	incremental := c.GetRebalanceProtocol() == "COOPERATIVE"
 	switch e := ev.(type) {
 	case ck.AssignedPartitions:
 		k.log.Info("partitions assigned", "partitions", fmtParts(e.Partitions))
@@ -151,7 +192,11 @@ func (k *Consumer) rebalance(c *ck.Consumer, ev ck.Event) error {
 		k.assigned = append(k.assigned, e.Partitions...)
 		paused := k.paused
 		k.mu.Unlock()
-		if err := c.Assign(e.Partitions); err != nil {
+		assign := c.Assign
+		if incremental {
+			assign = c.IncrementalAssign
+		}
+		if err := assign(e.Partitions); err != nil {
 			return fmt.Errorf("kafka: assign: %w", err)
 		}
 		if paused {
@@ -175,9 +220,17 @@ func (k *Consumer) rebalance(c *ck.Consumer, ev ck.Event) error {
 				k.lag.DeleteLabelValues(*tp.Topic, strconv.Itoa(int(tp.Partition)))
 			}
 		}
-		k.assigned = nil
+		k.assigned = slices.DeleteFunc(k.assigned, func(a ck.TopicPartition) bool {
+			return k.trackers[key(*a.Topic, a.Partition)] == nil
+		})
 		k.mu.Unlock()
-		if err := c.Unassign(); err != nil {
+		var err error
+		if incremental {
+			err = c.IncrementalUnassign(e.Partitions)
+		} else {
+			err = c.Unassign()
+		}
+		if err != nil {
 			return fmt.Errorf("kafka: unassign: %w", err)
 		}
 	}
@@ -382,8 +435,8 @@ func (k *Consumer) poll(timeoutMs int, backlogs [][]polled) error {
 		i := int(m.Partition) % len(backlogs)
 		backlogs[i] = append(backlogs[i], polled{msg: m, t: t})
 	case ck.Error:
-		if e.IsFatal() {
-			return fmt.Errorf("kafka: fatal error: %w", e)
+		if err := k.stopFor(e); err != nil {
+			return err
 		}
 		// Transient errors (broker down, all brokers down) are retried by
 		// librdkafka itself, which reports them again every few
@@ -504,5 +557,6 @@ func (k *Consumer) Close() error {
 		errs = append(errs, fmt.Errorf("kafka: close: %w", err))
 	}
 	<-k.logsDone
+	k.instance.release()
 	return errors.Join(errs...)
 }
