@@ -83,6 +83,7 @@ func TestDecodersVouchForPaths(t *testing.T) {
 		"json":             newDecoder(t, "json", onuStats), // it needs its fields
 		"carbon-plaintext": newDecoder[decoders.PlaintextConfig](t, "carbon-plaintext", nil),
 		"carbon-pickle":    newDecoder[decoders.PickleConfig](t, "carbon-pickle", nil),
+		"voltha-event":     newDecoder[decoders.VolthaEventConfig](t, "voltha-event", nil),
 	} {
 		cp, ok := dec.(metric.CheckedPaths)
 		require.True(t, ok && cp.PathsChecked(), name)
