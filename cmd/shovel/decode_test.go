@@ -100,7 +100,7 @@ func TestDecodeFormats(t *testing.T) {
 			name:   "unknown decoder",
 			args:   []string{"--decoder", "nope"},
 			code:   exitUsage,
-			stderr: "shovel: decode: decoders.nope: unknown decoder \"nope\" (known: carbon-pickle, carbon-plaintext, json, slice)\n",
+			stderr: "shovel: decode: decoders.nope: unknown decoder \"nope\" (known: carbon-pickle, carbon-plaintext, json, slice, voltha-event)\n",
 		},
 		{
 			name:   "type no route takes",
