@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/shovel-metrics/shovel/decoders"
 	"github.com/shovel-metrics/shovel/outputs"
@@ -26,6 +27,7 @@ type Built struct {
 type BuildOption func(*buildOptions)
 
 type buildOptions struct {
+	now        func() time.Time
 	deadLetter router.DeadLetter
 	stats      *router.Stats
 }
@@ -34,6 +36,12 @@ type buildOptions struct {
 // that counters and their metrics carry on across configuration reloads.
 func WithStats(stats *router.Stats) BuildOption {
 	return func(o *buildOptions) { o.stats = stats }
+}
+
+// WithClock judges the time window by now instead of the wall clock
+// (`shovel decode --now`).
+func WithClock(now func() time.Time) BuildOption {
+	return func(o *buildOptions) { o.now = now }
 }
 
 // WithDeadLetter gives the router its dead-letter writer (for
@@ -82,7 +90,7 @@ func Build(c *Config, log *slog.Logger, opts ...BuildOption) (*Built, error) {
 		Logger: log.With("component", "router"),
 		Window: router.TimeWindow{
 			MaxAge: c.Timestamps.MaxAge, MaxFuture: c.Timestamps.MaxFuture,
-			Clamp: c.Timestamps.OutOfWindow == "clamp",
+			Clamp: c.Timestamps.OutOfWindow == "clamp", Now: bo.now,
 		},
 		DeadLetter: bo.deadLetter,
 		Stats:      bo.stats,

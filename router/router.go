@@ -52,6 +52,9 @@ type TimeWindow struct {
 	MaxAge    time.Duration
 	MaxFuture time.Duration
 	Clamp     bool
+	// Now is the clock the window is judged by; nil is time.Now. `shovel
+	// decode --now` replays captured messages as of their time.
+	Now func() time.Time
 }
 
 // DeadLetter stores messages shovel could not use, with the reason.
@@ -170,6 +173,9 @@ func New(cfg Config) (*Router, error) {
 		aborted: make(chan struct{}),
 		dead:    cfg.DeadLetter,
 		now:     time.Now,
+	}
+	if cfg.Window.Now != nil {
+		r.now = cfg.Window.Now
 	}
 	guarded := make(map[string]*guardedOutput, len(cfg.Outputs))
 	for _, oc := range cfg.Outputs {
@@ -291,10 +297,7 @@ func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) e
 		}
 	}
 	if !matched {
-		reason := metric.ReasonNoRoute
-		if typ.done && typ.raw == nil && typ.reason != "" {
-			reason = typ.reason
-		}
+		reason := noRouteReason(&typ)
 		r.reject(msg, "", reason, "no route matches", nil)
 		if err := r.deadLetter(ctx, msg, reason, "no route matches", g); err != nil {
 			return err
@@ -314,26 +317,18 @@ func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Messa
 		sc = &scratch{}
 	}
 	defer r.scratch.Put(sc)
-	res := &sc.res
-	res.Reset()
-	res.Budget = r.output.Budget(msg.Size())
-	if err := decodeWithin(rt.Decoder, msg, res); err != nil {
-		if reason, ok := metric.SkipReason(err); ok {
-			// Not for this decoder, and rightly so: counted, not logged,
-			// not dead-lettered; the message is acknowledged.
-			r.stats.skip(rt.DecoderName, reason)
-			return nil
-		}
+	samples, skip, err := r.decide(rt, msg, &sc.res, r)
+	if skip != "" {
+		// Not for this decoder, and rightly so: counted, not logged,
+		// not dead-lettered; the message is acknowledged.
+		r.stats.skip(rt.DecoderName, skip)
+		return nil
+	}
+	if err != nil {
 		reason := metric.ReasonOf(err)
 		r.reject(msg, rt.DecoderName, reason, err.Error(), nil)
 		return r.deadLetter(ctx, msg, reason, err.Error(), g)
 	}
-	for _, rj := range res.Rejected {
-		r.reject(msg, rt.DecoderName, rj.Reason, "sample dropped", &rj)
-	}
-	// Rules first: a rewrite can make a path unsafe, and every path must be
-	// checked as it will be written.
-	samples := r.checkSamples(msg, rt.DecoderName, applyRules(rt.Rules, res.Samples), rt.checkPaths)
 	if len(samples) == 0 {
 		return nil
 	}
@@ -347,6 +342,116 @@ func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Messa
 		}
 	}
 	return nil
+}
+
+// rejecter takes the samples (and messages) the router drops: the router
+// itself, which counts and logs them, or a dry run, which lists them.
+type rejecter interface {
+	reject(msg *metric.Message, decoder, reason, what string, rj *metric.Rejection)
+}
+
+// decide is everything the router does with a message on one route before
+// delivering it: decode within the output budget, apply the rules, check
+// every sample and hold it to the time window. Handle and DryRun both call
+// it, so that `shovel decode` shows exactly what the router does. It
+// returns the samples to deliver (in res's memory), or the decoder's skip
+// reason, or the error that rejects the message whole; dropped samples go
+// to rs.
+func (r *Router) decide(rt *compiledRoute, msg *metric.Message, res *metric.Result, rs rejecter) ([]metric.Sample, string, error) {
+	res.Reset()
+	res.Budget = r.output.Budget(msg.Size())
+	if err := decodeWithin(rt.Decoder, msg, res); err != nil {
+		if reason, ok := metric.SkipReason(err); ok {
+			return nil, reason, nil
+		}
+		return nil, "", err
+	}
+	for _, rj := range res.Rejected {
+		rs.reject(msg, rt.DecoderName, rj.Reason, "sample dropped", &rj)
+	}
+	// Rules first: a rewrite can make a path unsafe, and every path must be
+	// checked as it will be written.
+	return r.checkSamples(msg, rt.DecoderName, applyRules(rt.Rules, res.Samples), rt.checkPaths, rs), "", nil
+}
+
+// noRouteReason is the reason a message no route takes is rejected for:
+// the reason it has no type (invalid_json, no_type) when a route asked
+// for its type, no_route otherwise.
+func noRouteReason(typ *msgType) string {
+	if typ.done && typ.raw == nil && typ.reason != "" {
+		return typ.reason
+	}
+	return metric.ReasonNoRoute
+}
+
+// Outcome is what the router does with a message on one route it matches,
+// or with a message no route matches (Route empty).
+type Outcome struct {
+	Route   string
+	Decoder string
+	// Outputs are the route's outputs, which get Samples (each falling
+	// back as configured while it cannot deliver).
+	Outputs []string
+	// Samples are as the outputs would get them: after the rules, the
+	// checks and the time window.
+	Samples []metric.Sample
+	// Rejected are the samples dropped, by the decoder or the router,
+	// each with the router's reason.
+	Rejected []metric.Rejection
+	// Reason and Detail say why the message was rejected whole (and
+	// dead-lettered, when a dead-letter topic is set); empty otherwise.
+	Reason, Detail string
+	// Skip is the decoder's reason for passing the message over as not
+	// its own (counted, not rejected).
+	Skip string
+}
+
+// DryRun returns what Handle would do with msg — the routes it takes, the
+// samples each delivers and to which outputs, every rejection with its
+// reason — without delivering, counting or logging anything. asType, when
+// set, stands for the message's "type" (for messages that have none).
+// It needs no Start and does no I/O.
+func (r *Router) DryRun(msg *metric.Message, asType string) []Outcome {
+	var typ msgType
+	if asType != "" {
+		typ = msgType{done: true, value: asType}
+	}
+	var outs []Outcome
+	for i := range r.routes {
+		rt := &r.routes[i]
+		if !rt.Match.matches(msg, &typ) {
+			continue
+		}
+		var res metric.Result
+		var rec dryRejects
+		samples, skip, err := r.decide(rt, msg, &res, &rec)
+		o := Outcome{Route: rt.Name, Decoder: rt.DecoderName, Outputs: rt.Outputs,
+			Samples: append([]metric.Sample(nil), samples...), Rejected: rec, Skip: skip}
+		if err != nil {
+			o.Reason, o.Detail = metric.ReasonOf(err), err.Error()
+			var re *metric.RejectError
+			if errors.As(err, &re) {
+				o.Detail = re.Detail
+			}
+		}
+		outs = append(outs, o)
+		if !rt.Continue {
+			break
+		}
+	}
+	if len(outs) == 0 {
+		outs = append(outs, Outcome{Reason: noRouteReason(&typ), Detail: "no route matches"})
+	}
+	return outs
+}
+
+// dryRejects lists the samples a dry run drops.
+type dryRejects []metric.Rejection
+
+func (d *dryRejects) reject(_ *metric.Message, _, _, _ string, rj *metric.Rejection) {
+	if rj != nil {
+		*d = append(*d, *rj)
+	}
 }
 
 // ReasonAlreadyDeadLettered labels a rejected message that is not
@@ -432,7 +537,7 @@ func (g *ackGroup) ack() {
 // non-finite value. Decoders are expected to do this already; the router
 // checks again because a decoder registered by a user may not.
 // checkPaths false skips ValidPath (see metric.CheckedPaths).
-func (r *Router) checkSamples(msg *metric.Message, decoder string, in []metric.Sample, checkPaths bool) []metric.Sample {
+func (r *Router) checkSamples(msg *metric.Message, decoder string, in []metric.Sample, checkPaths bool, rs rejecter) []metric.Sample {
 	out := in[:0]
 	var oldest, newest float64 = 0, math.Inf(1)
 	if r.window.MaxAge > 0 || r.window.MaxFuture > 0 {
@@ -447,14 +552,14 @@ func (r *Router) checkSamples(msg *metric.Message, decoder string, in []metric.S
 	for _, s := range in {
 		switch {
 		case checkPaths && !metric.ValidPath(s.Path):
-			r.reject(msg, decoder, metric.ReasonBadPath, "sample dropped", &metric.Rejection{Path: s.Path, Reason: metric.ReasonBadPath})
+			rs.reject(msg, decoder, metric.ReasonBadPath, "sample dropped", &metric.Rejection{Path: s.Path, Reason: metric.ReasonBadPath})
 		case !finite(s.Value):
-			r.reject(msg, decoder, metric.ReasonNotFinite, "sample dropped", &metric.Rejection{Path: s.Path, Reason: metric.ReasonNotFinite})
+			rs.reject(msg, decoder, metric.ReasonNotFinite, "sample dropped", &metric.Rejection{Path: s.Path, Reason: metric.ReasonNotFinite})
 		case !finite(s.Time) || s.Time < 0:
-			r.reject(msg, decoder, metric.ReasonBadTimestamp, "sample dropped", &metric.Rejection{Path: s.Path, Reason: metric.ReasonBadTimestamp})
+			rs.reject(msg, decoder, metric.ReasonBadTimestamp, "sample dropped", &metric.Rejection{Path: s.Path, Reason: metric.ReasonBadTimestamp})
 		case s.Time < oldest || s.Time > newest:
 			if !r.window.Clamp {
-				r.reject(msg, decoder, ReasonOutOfWindow, "sample dropped", &metric.Rejection{Path: s.Path, Reason: ReasonOutOfWindow})
+				rs.reject(msg, decoder, ReasonOutOfWindow, "sample dropped", &metric.Rejection{Path: s.Path, Reason: ReasonOutOfWindow})
 				continue
 			}
 			s.Time = min(max(s.Time, oldest), newest)

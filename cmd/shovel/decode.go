@@ -2,18 +2,22 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
-	"regexp"
+	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/shovel-metrics/shovel/config"
 	"github.com/shovel-metrics/shovel/outputs/carbon"
+	"github.com/shovel-metrics/shovel/router"
 	"github.com/shovel-metrics/shovel/router/jsonscan"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
@@ -29,22 +33,36 @@ const maxDecodeInput = 256 << 20
 var wholeInputKinds = map[string]bool{"carbon-plaintext": true, "carbon-pickle": true}
 
 func newDecodeCmd() *cobra.Command {
-	var cfgPath, typ, decoderName, topic string
+	var cfgPath, typ, decoderName, topic, now string
+	var headers []string
+	var whole bool
 	cmd := &cobra.Command{
 		Use:   "decode [FILE|-]",
-		Short: "Decode messages from a file or stdin and print the samples as Carbon plaintext",
-		Long: `decode runs decoders without Kafka or Carbon, to try a config or a message.
+		Short: "Dry-run the router on messages from a file or stdin: print what it would write",
+		Long: `decode shows what the router would do with each message, without Kafka or
+Carbon: it builds the router from the config and runs every message through
+the router's own code — route matching, the decoder, the route's rules, the
+sample checks and the time window — but delivers nothing.
 
-It reads FILE (or stdin): one JSON document, or one message per line. With
---decoder, or --type, every message goes to that decoder; otherwise each is
-routed by its "type" (and --topic) through the config's routes, as the router
-does. Without --config the built-in default config is used. A decoder of
-Carbon plaintext or pickle takes the whole input as one message.
+It reads FILE (or stdin): one or more JSON documents (each may span lines),
+or one message per line when the input is not a JSON stream; with --whole,
+the whole input is one message, as a Kafka record would be. Messages are
+routed by their "type", --topic and --header, as the router routes them.
+--type stands for the "type" of messages that have none; --decoder skips the
+routes and decodes every message with that decoder (the time window and the
+checks still apply, the rules of no route do). A decoder of Carbon plaintext
+or pickle, given with --decoder, takes the whole input as one message.
 
 Samples are printed on stdout as Carbon plaintext lines ("path value ts"),
-rejections on stderr with their reason, and so are messages a decoder skips
-as not its own (such as VOLTHA device events), which are not rejections. The
-exit status is 1 if anything was rejected.`,
+exactly as the outputs would get them. On stderr, a line per route taken says
+which decoder and outputs, and every rejection is printed with the router's
+own reason (and, for a whole message, whether it goes to the dead-letter
+topic). Messages a decoder skips as not its own (such as VOLTHA device
+events) are printed as "skip"; they are not rejections. The exit status is 1
+if anything was rejected.
+
+The time window (timestamps: in the config) is judged by the clock; give
+--now to replay captured messages as of their time.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if typ != "" && decoderName != "" {
@@ -53,6 +71,18 @@ exit status is 1 if anything was rejected.`,
 			cfg, err := config.Check(cfgPath, config.Overrides{})
 			if err != nil {
 				return usageError{err}
+			}
+			var opts []config.BuildOption
+			if now != "" {
+				t, err := parseNow(now)
+				if err != nil {
+					return usageError{fmt.Errorf("decode: --now: %w", err)}
+				}
+				opts = append(opts, config.WithClock(func() time.Time { return t }))
+			}
+			msgHeaders, err := parseHeaders(headers)
+			if err != nil {
+				return usageError{fmt.Errorf("decode: %w", err)}
 			}
 			in := cmd.InOrStdin()
 			name := "-"
@@ -64,10 +94,11 @@ exit status is 1 if anything was rejected.`,
 				defer f.Close()
 				in, name = f, args[0]
 			}
-			d, err := newMessageDecoder(cfg, typ, decoderName, topic)
+			d, err := newDryRun(cfg, typ, decoderName, topic, msgHeaders, opts)
 			if err != nil {
 				return usageError{fmt.Errorf("decode: %w", err)}
 			}
+			d.whole = d.whole || whole
 			data, err := io.ReadAll(io.LimitReader(in, maxDecodeInput+1))
 			if err != nil {
 				return fmt.Errorf("decode: read %s: %w", name, err)
@@ -75,105 +106,101 @@ exit status is 1 if anything was rejected.`,
 			if len(data) > maxDecodeInput {
 				return usageError{fmt.Errorf("decode: %s is larger than %d bytes", name, maxDecodeInput)}
 			}
-			return d.run(data, topic, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return d.run(data, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfgPath, "config", "", "YAML config whose decoders and routes to use (default: the built-in one)")
-	f.StringVar(&typ, "type", "", `decode every message as this "type" would be routed`)
-	f.StringVar(&decoderName, "decoder", "", "decode every message with this decoder (an entry of decoders: or a registered decoder)")
+	f.StringVar(&cfgPath, "config", "", "YAML config whose routes, decoders and window to use (default: the built-in one)")
+	f.StringVar(&typ, "type", "", `the "type" of messages that have none, for routing`)
+	f.StringVar(&decoderName, "decoder", "", "skip the routes: decode every message with this decoder (an entry of decoders: or a registered decoder)")
 	f.StringVar(&topic, "topic", "", "the Kafka topic the messages are taken to come from, for routes that match on it")
+	f.StringArrayVar(&headers, "header", nil, "a record header NAME=VALUE the messages are taken to carry, for routes that match on headers (repeatable)")
+	f.BoolVar(&whole, "whole", false, "the whole input is one message, whatever it holds (as one Kafka record)")
+	f.StringVar(&now, "now", "", "judge the time window as of this time (RFC 3339, or Unix seconds) instead of the clock")
 	return cmd
 }
 
-// decodeRoute is a route as `shovel decode` matches it: no headers are
-// known, so a route that needs some never matches.
-type decodeRoute struct {
-	typ, topic string
-	topicRE    *regexp.Regexp
-	headers    bool
-	decoder    string
+// parseNow reads --now: RFC 3339 or Unix seconds.
+func parseNow(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil && f >= 0 && f < 1e12 {
+		sec, frac := math.Modf(f)
+		return time.Unix(int64(sec), int64(frac*1e9)), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2017-01-13T07:09:49Z) nor Unix seconds", s)
 }
 
-type messageDecoder struct {
-	cfg      *config.Config
-	fixed    string // the decoder every message goes to, or ""
-	routes   []decodeRoute
-	decoders map[string]metric.Decoder
+// parseHeaders reads --header NAME=VALUE flags.
+func parseHeaders(flags []string) ([]metric.Header, error) {
+	var hs []metric.Header
+	for _, h := range flags {
+		k, v, ok := strings.Cut(h, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--header %q: write NAME=VALUE", h)
+		}
+		hs = append(hs, metric.Header{Key: k, Value: []byte(v)})
+	}
+	return hs, nil
 }
 
-func newMessageDecoder(cfg *config.Config, typ, decoderName, topic string) (*messageDecoder, error) {
-	d := &messageDecoder{cfg: cfg, decoders: map[string]metric.Decoder{}, fixed: strings.ToLower(decoderName)}
-	for _, r := range cfg.Routes {
-		dr := decodeRoute{typ: r.Match.Type, topic: r.Match.Topic, headers: len(r.Match.Headers) > 0, decoder: r.Decoder}
-		if strings.HasPrefix(dr.topic, "^") {
-			re, err := regexp.Compile(dr.topic)
-			if err != nil {
-				return nil, err
-			}
-			dr.topicRE = re
-		}
-		d.routes = append(d.routes, dr)
-	}
-	if typ != "" {
-		r := d.match(typ, true, topic)
-		if r == nil {
-			return nil, fmt.Errorf("no route matches type %q", typ)
-		}
-		d.fixed = r.decoder
-	}
-	if d.fixed != "" {
-		if _, err := d.decoder(d.fixed); err != nil {
+// dryRun runs messages through a router built from the config, which
+// delivers nothing: Router.DryRun shares Handle's code.
+type dryRun struct {
+	router     *router.Router
+	asType     string
+	topic      string
+	headers    []metric.Header
+	whole      bool   // the input is one message (a non-JSON decoder)
+	fixed      bool   // --decoder: no routes, no outputs
+	deadLetter string // the dead-letter topic, or ""
+}
+
+func newDryRun(cfg *config.Config, typ, decoderName, topic string, headers []metric.Header, opts []config.BuildOption) (*dryRun, error) {
+	d := &dryRun{asType: typ, topic: topic, headers: headers, deadLetter: cfg.DeadLetter.Topic}
+	if decoderName != "" {
+		// The routes are skipped: one catch-all route to the decoder.
+		name := strings.ToLower(decoderName)
+		if _, err := cfg.NewDecoder(name, nil); err != nil {
 			return nil, err
+		}
+		outs := make([]string, 0, len(cfg.Outputs))
+		for o := range cfg.Outputs {
+			outs = append(outs, o)
+		}
+		sort.Strings(outs)
+		c := *cfg
+		c.Routes = []config.Route{{Name: "--decoder " + name, Decoder: name, Outputs: outs[:1]}}
+		cfg = &c
+		d.whole = wholeInputKinds[cfg.DecoderKind(name)]
+		d.fixed = true
+	}
+	built, err := config.Build(cfg, nil, opts...)
+	if err != nil {
+		return nil, err
+	}
+	d.router = built.Router
+	if typ != "" {
+		if o := d.router.DryRun(&metric.Message{Topic: topic, Headers: headers, Value: []byte("{}")}, typ); o[0].Route == "" {
+			return nil, fmt.Errorf("no route matches type %q", typ)
 		}
 	}
 	return d, nil
 }
 
-// match returns the first route for a message of type typ (hasType false:
-// the message has none) from topic, as the router matches routes.
-func (d *messageDecoder) match(typ string, hasType bool, topic string) *decodeRoute {
-	for i := range d.routes {
-		r := &d.routes[i]
-		switch {
-		case r.headers:
-			continue
-		case r.topicRE != nil && !r.topicRE.MatchString(topic):
-			continue
-		case r.topicRE == nil && r.topic != "" && r.topic != topic:
-			continue
-		case r.typ != "" && (!hasType || r.typ != typ):
-			continue
-		}
-		return r
-	}
-	return nil
-}
-
-func (d *messageDecoder) decoder(name string) (metric.Decoder, error) {
-	if dec, ok := d.decoders[name]; ok {
-		return dec, nil
-	}
-	dec, err := d.cfg.NewDecoder(name, nil)
-	if err != nil {
-		return nil, err
-	}
-	d.decoders[name] = dec
-	return dec, nil
-}
-
 // split cuts the input into messages: all of it for a decoder of a
-// non-JSON format, or when it is one JSON document; else one per line.
-func (d *messageDecoder) split(data []byte) [][]byte {
-	if d.fixed != "" && wholeInputKinds[d.cfg.DecoderKind(d.fixed)] {
+// non-JSON format; each JSON document of a JSON stream (a document may
+// span lines); else one message per line.
+func (d *dryRun) split(data []byte) [][]byte {
+	if d.whole {
 		return [][]byte{data}
 	}
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 {
+	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
-	if jsonscan.Valid(trimmed) {
-		return [][]byte{trimmed}
+	if msgs, ok := splitJSON(data); ok {
+		return msgs
 	}
 	var msgs [][]byte
 	for _, line := range bytes.Split(data, []byte{'\n'}) {
@@ -184,9 +211,29 @@ func (d *messageDecoder) split(data []byte) [][]byte {
 	return msgs
 }
 
-func (d *messageDecoder) run(data []byte, topic string, stdout, stderr io.Writer) error {
+// splitJSON cuts a stream of JSON documents apart, or reports that data is
+// not one.
+func splitJSON(data []byte) ([][]byte, bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var msgs [][]byte
+	for {
+		start := dec.InputOffset()
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err == io.EOF {
+			return msgs, len(msgs) > 0
+		} else if err != nil {
+			return nil, false
+		}
+		msg := bytes.TrimSpace(data[start:dec.InputOffset()])
+		if !jsonscan.Valid(msg) {
+			return nil, false // what encoding/json lets pass, the router would not
+		}
+		msgs = append(msgs, msg)
+	}
+}
+
+func (d *dryRun) run(data []byte, stdout, stderr io.Writer) error {
 	var (
-		out              metric.Result
 		buf              []byte
 		badMsgs, badSmps int
 	)
@@ -196,85 +243,42 @@ func (d *messageDecoder) run(data []byte, topic string, stdout, stderr io.Writer
 		if len(msgs) > 1 {
 			where = fmt.Sprintf(" (message %d)", i+1)
 		}
-		name := d.fixed
-		if name == "" {
-			typ, err := jsonscan.TopLevelString(value, "type")
-			r := d.match(typ, err == nil, topic)
-			if r == nil {
-				badMsgs++
-				fmt.Fprintf(stderr, "reject %s%s\n", metric.ReasonNoRoute, where)
-				continue
-			}
-			name = r.decoder
-		}
-		dec, err := d.decoder(name)
-		if err != nil {
-			return err
-		}
-		out.Reset()
-		msg := &metric.Message{Topic: topic, Value: value}
-		// The router's output budget: a message that would decode into
-		// gigabytes is rejected here as it would be there.
-		out.Budget = d.cfg.Limits.OutputLimits().Budget(msg.Size())
-		if err := safeDecode(dec, msg, &out); err != nil {
-			if reason, ok := metric.SkipReason(err); ok {
-				// Not for this decoder, and no fault: the router counts
-				// it as skipped and goes on, and so does decode.
-				fmt.Fprintf(stderr, "skip %s%s\n", reason, where)
-				continue
-			}
-			badMsgs++
-			var re *metric.RejectError
-			if errors.As(err, &re) {
-				fmt.Fprintf(stderr, "reject %s%s: %s\n", re.Reason, where, re.Detail)
-			} else {
-				fmt.Fprintf(stderr, "reject %s%s: %v\n", metric.ReasonOf(err), where, err)
-			}
-			continue
-		}
-		// The router's last line of defence, so that what is printed is
-		// what would reach Carbon.
-		kept := out.Samples[:0]
-		for _, s := range out.Samples {
+		msg := &metric.Message{Topic: d.topic, Headers: d.headers, Value: value}
+		rejected := false
+		for _, o := range d.router.DryRun(msg, d.asType) {
 			switch {
-			case !metric.ValidPath(s.Path):
-				out.Reject(s.Path, metric.ReasonBadPath)
-			case math.IsInf(s.Value, 0) || math.IsNaN(s.Value):
-				out.Reject(s.Path, metric.ReasonNotFinite)
-			default:
-				kept = append(kept, s)
+			case o.Skip != "":
+				fmt.Fprintf(stderr, "skip %s%s (route %s, decoder %s)\n", o.Skip, where, o.Route, o.Decoder)
+				continue
+			case o.Reason != "":
+				rejected = true
+				dl := ""
+				if d.deadLetter != "" {
+					dl = "; to the dead-letter topic " + d.deadLetter
+				}
+				fmt.Fprintf(stderr, "reject %s%s: %s%s\n", o.Reason, where, o.Detail, dl)
+				continue
+			}
+			to := ""
+			if !d.fixed {
+				to = " to " + strings.Join(o.Outputs, ", ")
+			}
+			fmt.Fprintf(stderr, "route %s%s: decoder %s, %d samples%s\n", o.Route, where, o.Decoder, len(o.Samples), to)
+			buf, _ = carbon.AppendPlaintext(buf[:0], o.Samples)
+			if _, err := stdout.Write(buf); err != nil {
+				return err
+			}
+			for _, r := range o.Rejected {
+				badSmps++
+				fmt.Fprintf(stderr, "reject %s %q%s\n", r.Reason, r.Path, where)
 			}
 		}
-		buf, _ = carbon.AppendPlaintext(buf[:0], kept)
-		if _, err := stdout.Write(buf); err != nil {
-			return err
-		}
-		for _, r := range out.Rejected {
-			badSmps++
-			fmt.Fprintf(stderr, "reject %s %q%s\n", r.Reason, r.Path, where)
+		if rejected {
+			badMsgs++
 		}
 	}
 	if badMsgs > 0 || badSmps > 0 {
 		return fmt.Errorf("decode: %d of %d messages and %d samples rejected", badMsgs, len(msgs), badSmps)
-	}
-	return nil
-}
-
-// safeDecode turns a decoder panic into an error, as the router does.
-func safeDecode(d metric.Decoder, msg *metric.Message, out *metric.Result) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("decoder panic: %v", r)
-		}
-	}()
-	if err := d.Decode(msg, out); err != nil {
-		return err
-	}
-	if err := out.Over(); err != nil {
-		return err
-	}
-	if c := out.Cost(); out.Budget > 0 && c > out.Budget {
-		return metric.Rejectf(metric.ReasonOverBudget, "decoded into %d bytes, more than the output budget of %d bytes for this message", c, out.Budget)
 	}
 	return nil
 }

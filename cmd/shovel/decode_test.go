@@ -39,22 +39,51 @@ func TestDecodeJSONExampleConfig(t *testing.T) {
 {"type":"slice","ts":1484291389.5,"prefixes":{"voltha.simulated_olt.eecd8f5327bc":{"metrics":{"cpu_util":24.54}}}}
 {"type":"onu_stats","device":{"id":"a b\nevil 1 2"},"port":"p","collected_at":1,"counters":{"x":"NaN"}}
 {"type":"other"}
+{"type":
 `
-	code, stdout, stderr := decodeRun(t, msgs, "--config", "../../configs/json-decoder.yaml")
+	// As of 2023-11-14, the 2017 slice is more than the default max_age
+	// (a year) old: the router drops it, and so does decode.
+	code, stdout, stderr := decodeRun(t, msgs, "--config", "../../configs/json-decoder.yaml", "--now", "2023-11-14T22:13:20Z")
 	require.Equal(t, exitRuntime, code, stderr)
 	require.Equal(t, `voltha.onu.onu-17.uni-1.optics.rx_power_dbm -21.5 1700000000.123
 voltha.onu.onu-17.uni-1.rx_bytes 1234 1700000000.123
 voltha.onu.onu-17.uni-1.link_up 1 1700000000.123
-voltha.simulated_olt.eecd8f5327bc.cpu_util 24.54 1484291389.5
 `, stdout)
-	require.Equal(t, `reject missing_field "voltha.onu.a_b_evil_1_2.p.optics.rx_power_dbm" (message 3)
+	require.Equal(t, `route routes[0] (message 1): decoder onu-stats, 3 samples to graphite
+route routes[1] (message 2): decoder slice, 0 samples to graphite
+reject ts_out_of_window "voltha.simulated_olt.eecd8f5327bc.cpu_util" (message 2)
+route routes[0] (message 3): decoder onu-stats, 0 samples to graphite
+reject missing_field "voltha.onu.a_b_evil_1_2.p.optics.rx_power_dbm" (message 3)
 reject not_finite "voltha.onu.a_b_evil_1_2.p.x" (message 3)
-reject no_route (message 4)
-shovel: decode: 1 of 4 messages and 2 samples rejected
+reject no_route (message 4): no route matches
+reject invalid_json (message 5): no route matches
+shovel: decode: 2 of 5 messages and 3 samples rejected
 `, stderr)
 }
 
 func TestDecodeFormats(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	require.NoError(t, os.WriteFile(rules, []byte(`
+kafka: {brokers: "localhost:9092", topics: [voltha.kpis]}
+routes:
+  - name: pon
+    match: {type: slice, headers: {source: pon}}
+    decoder: slice
+    rules:
+      - drop: "voltha.*.debug.*"
+      - rewrite: {match: "^voltha\\.", replace: "pon."}
+      - add_prefix: prod
+    outputs: [graphite, archive]
+  - name: rest
+    match: {type: slice}
+    decoder: slice
+    outputs: [graphite]
+outputs:
+  graphite: {kind: carbon-pickle, address: "localhost:2004"}
+  archive: {kind: file, path: "-"}
+dead_letter: {topic: shovel.dead}
+`), 0o600))
+	slice := `{"type":"slice","ts":1480000000,"data":{"voltha.olt.debug":{"x":1},"voltha.olt":{"cpu":5}}}`
 	tests := []struct {
 		name           string
 		args           []string
@@ -64,22 +93,59 @@ func TestDecodeFormats(t *testing.T) {
 	}{
 		{
 			name:   "one JSON document over several lines, routed by the default config",
+			args:   []string{"--now", "1480000100"},
 			stdin:  "{\"type\":\"slice\",\n \"ts\":1480000000,\n \"data\":{\"voltha.internal.abc\":{\"deferreds\":12}}}\n",
 			stdout: "voltha.internal.abc.deferreds 12 1480000000\n",
+			stderr: "route routes[0]: decoder slice, 1 samples to graphite\n",
+		},
+		{
+			name:   "two pretty-printed documents are two messages",
+			args:   []string{"--now", "1480000100"},
+			stdin:  "{\n  \"type\": \"slice\",\n  \"ts\": 1480000000,\n  \"data\": {\"a\": {\"b\": 1}}\n}\n{\n  \"type\": \"slice\",\n  \"ts\": 1480000001,\n  \"data\": {\"a\": {\"b\": 2}}\n}\n",
+			stdout: "a.b 1 1480000000\na.b 2 1480000001\n",
+			stderr: "route routes[0] (message 1): decoder slice, 1 samples to graphite\nroute routes[0] (message 2): decoder slice, 1 samples to graphite\n",
+		},
+		{
+			name:   "the time window, as the router holds it",
+			stdin:  `{"type":"slice","ts":1480000000,"data":{"a":{"b":1}}}`,
+			code:   exitRuntime,
+			stderr: "route routes[0]: decoder slice, 0 samples to graphite\nreject ts_out_of_window \"a.b\"\nshovel: decode: 0 of 1 messages and 1 samples rejected\n",
+		},
+		{
+			name:   "the route's rules, its outputs, and routing by header",
+			args:   []string{"--config", rules, "--header", "source=pon", "--now", "1480000100"},
+			stdin:  slice,
+			stdout: "prod.pon.olt.cpu 5 1480000000\n",
+			stderr: "route pon: decoder slice, 1 samples to graphite, archive\n",
+		},
+		{
+			name:   "without the header, the next route",
+			args:   []string{"--config", rules, "--now", "1480000100"},
+			stdin:  slice,
+			stdout: "voltha.olt.debug.x 1 1480000000\nvoltha.olt.cpu 5 1480000000\n",
+			stderr: "route rest: decoder slice, 2 samples to graphite\n",
+		},
+		{
+			name:   "a rejected message goes to the dead-letter topic",
+			args:   []string{"--config", rules},
+			stdin:  `{"type":"slice","ts":1480000000,"data":[1]}`,
+			code:   exitRuntime,
+			stderr: "reject bad_shape: data is array, want object; to the dead-letter topic shovel.dead\nshovel: decode: 1 of 1 messages and 0 samples rejected\n",
 		},
 		{
 			name:   "slice_data by type",
-			args:   []string{"--type", "slice"},
+			args:   []string{"--type", "slice", "--now", "1534440800"},
 			stdin:  `{"ts":1534440704.0,"slice_data":[{"metadata":{"title":"Ethernet","device_id":"000115929ed71696","context":{"port_no":"1"}},"metrics":{"tx_packets":16.0}}]}`,
 			stdout: "voltha.000115929ed71696.Ethernet.1.tx_packets 16 1534440704\n",
+			stderr: "route routes[0]: decoder slice, 1 samples to graphite\n",
 		},
 		{
 			name:   "plaintext is one message",
-			args:   []string{"--decoder", "carbon-plaintext", "-"},
+			args:   []string{"--decoder", "carbon-plaintext", "--now", "1480000100", "-"},
 			stdin:  "a.b 1 1480000000\nbad line here now\nc 2.5 1480000001\n",
 			code:   exitRuntime,
 			stdout: "a.b 1 1480000000\nc 2.5 1480000001\n",
-			stderr: "reject bad_line \"bad\"\nshovel: decode: 0 of 1 messages and 1 samples rejected\n",
+			stderr: "route --decoder carbon-plaintext: decoder carbon-plaintext, 2 samples\nreject bad_line \"bad\"\nshovel: decode: 0 of 1 messages and 1 samples rejected\n",
 		},
 		{
 			name:   "pickle that calls a global",
@@ -90,11 +156,11 @@ func TestDecodeFormats(t *testing.T) {
 		},
 		{
 			name:   "whole-message rejection with its reason",
-			args:   []string{"--decoder", "slice"},
+			args:   []string{"--decoder", "slice", "--now", "2"},
 			stdin:  `{"ts":1,"data":` + strings.Repeat("[", 100) + "\n" + `{"ts":2,"data":{"a":{"b":1}}}` + "\n",
 			code:   exitRuntime,
 			stdout: "a.b 1 2\n",
-			stderr: "reject too_deep (message 1): more than 32 levels\nshovel: decode: 1 of 2 messages and 0 samples rejected\n",
+			stderr: "reject too_deep (message 1): more than 32 levels\nroute --decoder slice (message 2): decoder slice, 1 samples\nshovel: decode: 1 of 2 messages and 0 samples rejected\n",
 		},
 		{
 			name:   "unknown decoder",
@@ -128,9 +194,10 @@ func TestDecodeFormats(t *testing.T) {
 func TestDecodeFileArgument(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "kpis.json")
 	require.NoError(t, os.WriteFile(file, []byte(`{"type":"slice","ts":5,"data":{"o":{"m":1}}}`), 0o600))
-	var out bytes.Buffer
-	require.Equal(t, exitOK, run(context.Background(), []string{"decode", file}, &out, &out))
+	var out, errOut bytes.Buffer
+	require.Equal(t, exitOK, run(context.Background(), []string{"decode", "--now", "10", file}, &out, &errOut))
 	require.Equal(t, "o.m 1 5\n", out.String())
+	require.Equal(t, "route routes[0]: decoder slice, 1 samples to graphite\n", errOut.String())
 
 	out.Reset()
 	require.Equal(t, exitUsage, run(context.Background(), []string{"decode", file + ".missing"}, &out, &out))
