@@ -121,6 +121,9 @@ type DeadLetter struct {
 	// Settings are librdkafka producer properties, applied over the
 	// security-related kafka.settings the dead-letter producer inherits.
 	Settings map[string]any `mapstructure:"settings"`
+	// UnreadyAfter is how long dead letters may wait for the broker before
+	// /readyz reports the dead-letter producer not ready.
+	UnreadyAfter time.Duration `mapstructure:"unready_after"`
 }
 
 // Match is a route's `match:`.
@@ -162,6 +165,9 @@ const (
 	// A wrong clock should not write into whisper files years away.
 	DefaultMaxAge    = 365 * 24 * time.Hour
 	DefaultMaxFuture = 10 * time.Minute
+	// DefaultDeadLetterUnreadyAfter: longer than librdkafka's reconnect
+	// backoff and a leader election, short enough to page on.
+	DefaultDeadLetterUnreadyAfter = 30 * time.Second
 )
 
 // MaxConfigBytes is the largest config file Load reads: a real one is a

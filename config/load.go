@@ -85,6 +85,7 @@ func defaults() *Config {
 		HTTP:            HTTP{Address: DefaultHTTPAddress},
 		SelfMetrics:     SelfMetrics{Prefix: DefaultSelfMetricsPrefix},
 		ShutdownTimeout: DefaultShutdownTimeout,
+		DeadLetter:      DeadLetter{UnreadyAfter: DefaultDeadLetterUnreadyAfter},
 		Limits:          DefaultLimits(),
 	}
 }

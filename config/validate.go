@@ -212,6 +212,9 @@ func (c *Config) validate() error {
 				"(choose a topic that kafka.topics neither names nor matches)", t, i, c.Kafka.Topics[i])
 		}
 	}
+	if c.DeadLetter.UnreadyAfter <= 0 {
+		bad("dead_letter.unready_after", "must be positive, got %s", c.DeadLetter.UnreadyAfter)
+	}
 	for _, k := range sortedKeys(c.DeadLetter.Settings) {
 		if _, ok := managedSettings[k]; ok {
 			bad("dead_letter.settings."+k, "managed by shovel")

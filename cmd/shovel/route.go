@@ -182,7 +182,7 @@ func route(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 			return usageError{err}
 		}
 		dead, err = kafka.NewDeadLetter(ctx, kafka.DeadLetterConfig{Brokers: brokers, Topic: cfg.DeadLetter.Topic, Settings: settings,
-			MaxRecordBytes: kafka.DeadLetterRecordLimit(largest), Registerer: reg}, log.With("component", "dead-letter"))
+			MaxRecordBytes: kafka.DeadLetterRecordLimit(largest), UnreadyAfter: cfg.DeadLetter.UnreadyAfter, Registerer: reg}, log.With("component", "dead-letter"))
 		if err != nil {
 			return fmt.Errorf("dead_letter.topic: %w", err)
 		}

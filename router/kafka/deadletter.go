@@ -171,6 +171,13 @@ func NewDeadLetter(ctx context.Context, cfg DeadLetterConfig, log *slog.Logger) 
 	if maxRecord <= 0 {
 		maxRecord = DefaultMaxRecordBytes
 	}
+	if v, ok := cfg.Settings["message.max.bytes"]; ok {
+		n, err := strconv.Atoi(fmt.Sprint(v))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("dead letter: message.max.bytes: %v is not a positive number", v)
+		}
+		maxRecord = n
+	}
 	cm := ck.ConfigMap{
 		"acks":                   "all",
 		"linger.ms":              20,
@@ -184,13 +191,6 @@ func NewDeadLetter(ctx context.Context, cfg DeadLetterConfig, log *slog.Logger) 
 	}
 	for k, v := range cfg.Settings {
 		cm[k] = v
-	}
-	if v, ok := cfg.Settings["message.max.bytes"]; ok {
-		n, err := strconv.Atoi(fmt.Sprint(v))
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("dead letter: message.max.bytes: %v is not a positive number", v)
-		}
-		maxRecord = n
 	}
 	cm["bootstrap.servers"] = cfg.Brokers
 	m, err := newDeadLetterMetrics(cfg.Registerer)
