@@ -231,6 +231,9 @@ var (
 // Check (FuzzVolthaEvent asserts it).
 func (d *volthaEvent) PathsChecked() bool { return true }
 
+// MaxMessageBytes is max_message_bytes (metric.MessageLimit).
+func (d *volthaEvent) MaxMessageBytes() int { return d.cfg.MaxMessageBytes }
+
 // Field numbers, from voltha-protos' events.proto.
 const (
 	evHeader      = 1
