@@ -420,12 +420,12 @@ func (d *DeadLetterWriter) reports() {
 		case permanent(err):
 			d.drop(l, err)
 		default:
+			pause := backoff(l.attempts)
+			l.attempts++ // before again: l belongs to its goroutine from then on
 			d.fail(err)
-			d.warn("delivery", "dead letter: delivery failed; producing again", "topic", d.topic, "err", err,
-				"retry_in", backoff(l.attempts))
 			d.m.retries.Inc()
-			d.again(l, backoff(l.attempts))
-			l.attempts++
+			d.warn("delivery", "dead letter: delivery failed; producing again", "topic", d.topic, "err", err, "retry_in", pause)
+			d.again(l, pause)
 		}
 	}
 }

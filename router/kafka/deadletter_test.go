@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	ck "github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
@@ -241,4 +242,36 @@ func TestDeadLetterRetriesTransientFailures(t *testing.T) {
 	require.Empty(t, d.Readiness())
 	require.Equal(t, 1.0, counterValue(d.m.delivered))
 	require.Equal(t, 0.0, counterValue(d.m.dropped))
+}
+
+func TestDeadLetterRecordLimit(t *testing.T) {
+	for _, tc := range []struct{ largest, want int }{
+		{0, DefaultMaxRecordBytes},          // no decoder states a limit: librdkafka's default
+		{4096, DefaultMaxRecordBytes},       // never below it
+		{1 << 20, 1<<20 + 64<<10 + 1<<10},   // the default decoders: 1 115 136
+		{2_000_000_000, maxProducerRecord},  // never above librdkafka's ceiling
+		{10 << 20, 10<<20 + 64<<10 + 1<<10}, // a decoder raised to 10 MiB
+	} {
+		require.Equal(t, tc.want, DeadLetterRecordLimit(tc.largest), "largest value %d", tc.largest)
+	}
+}
+
+func TestDeadLetterPermanentErrors(t *testing.T) {
+	for code, want := range map[ck.ErrorCode]bool{
+		ck.ErrMsgSizeTooLarge:          true,
+		ck.ErrRecordListTooLarge:       true,
+		ck.ErrTopicException:           true,
+		ck.ErrUnknownTopicOrPart:       true,
+		ck.ErrUnknownTopic:             true,
+		ck.ErrTopicAuthorizationFailed: true,
+		ck.ErrQueueFull:                false,
+		ck.ErrMsgTimedOut:              false,
+		ck.ErrTransport:                false,
+		ck.ErrAllBrokersDown:           false,
+		ck.ErrNotEnoughReplicas:        false,
+		ck.ErrRequestTimedOut:          false,
+	} {
+		require.Equal(t, want, permanent(ck.NewError(code, "x", false)), "%v", code)
+	}
+	require.False(t, permanent(context.DeadlineExceeded))
 }
