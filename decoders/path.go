@@ -1,6 +1,7 @@
 package decoders
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"unicode"
@@ -50,8 +51,8 @@ func DefaultPathConfig() PathConfig {
 // Validate checks the settings, naming the key.
 func (c PathConfig) Validate() error {
 	for i := 0; i < len(c.Allowed); i++ {
-		if b := c.Allowed[i]; b <= ' ' || b >= 0x7f || b == '.' {
-			return fmt.Errorf("sanitize.allowed: %q may hold only ASCII punctuation other than the dot", c.Allowed)
+		if b := c.Allowed[i]; b <= ' ' || b >= 0x7f || b == '.' || b == ';' {
+			return fmt.Errorf("sanitize.allowed: %q may hold only ASCII punctuation other than the dot and ';' (which starts Graphite tags)", c.Allowed)
 		}
 	}
 	if len(c.Replacement) > 1 || c.Replacement != "" && !isAlnum(c.Replacement[0]) && !strings.Contains(c.Allowed, c.Replacement) {
@@ -101,9 +102,22 @@ func (s *PathSanitizer) Sanitize(path string) (string, string) {
 	return string(b.Bytes()), ""
 }
 
+// SanitizeName is Sanitize for a Carbon name that may carry Graphite tags
+// ("name;key=value"), as the carbon-plaintext and carbon-pickle decoders
+// read it: the tags are kept, repaired, in carbon's normalized order.
+func (s *PathSanitizer) SanitizeName(name string) (string, string) {
+	var buf [256]byte
+	var out metric.Result
+	b, _ := s.Builder(buf[:0]).WriteName([]byte(name), &out)
+	if reason := b.Check(); reason != "" {
+		return "", reason
+	}
+	return string(b.Bytes()), ""
+}
+
 // Builder starts a path in buf (usually a stack array's buf[:0]).
 func (s *PathSanitizer) Builder(buf []byte) PathBuilder {
-	return PathBuilder{s: s, buf: buf[:0]}
+	return PathBuilder{s: s, buf: buf[:0], name: -1}
 }
 
 // PathBuilder builds one metric path from pieces, sanitising as it goes: a
@@ -118,6 +132,8 @@ type PathBuilder struct {
 	s   *PathSanitizer
 	buf []byte
 	st  pathState
+	// name is the length of the name once Tags added tags (-1 before).
+	name int
 }
 
 // WriteString adds p, whose dots separate segments.
@@ -141,9 +157,57 @@ func (b PathBuilder) Dot() PathBuilder {
 // Bytes is the path so far; it aliases the builder's buffer.
 func (b PathBuilder) Bytes() []byte { return b.buf }
 
+// WriteName adds a Carbon metric name as plaintext and pickle carry it:
+// dots separate segments, and a ';' starts Graphite tags, which are kept
+// (see Tags) in out's scratch TagSet, returned (nil for an untagged name)
+// for recordRepairs once the sample is kept.
+func (b PathBuilder) WriteName(p []byte, out *metric.Result) (PathBuilder, *metric.TagSet) {
+	i := bytes.IndexByte(p, ';')
+	if i < 0 {
+		return b.Write(p), nil
+	}
+	b = b.Write(p[:i])
+	ts := out.TagSet()
+	tags := p[i+1:]
+	// Read only, and appended (copied) by Tags before p can change.
+	ts.Parse(unsafe.String(unsafe.SliceData(tags), len(tags)))
+	return b.Tags(ts), ts
+}
+
+// recordRepairs notes in out each tag of the sample at path that ts (nil
+// for none) repaired or dropped.
+func recordRepairs(out *metric.Result, ts *metric.TagSet, path string) {
+	if ts == nil {
+		return
+	}
+	for _, reason := range ts.Repairs() {
+		out.Repair(path, reason)
+	}
+}
+
+// Tags ends the path with the tags of ts (which may repair or drop some:
+// see metric.TagSet.Repairs), in carbon's normalized form: a Graphite
+// tagged name, "name;key=value;...". When there is a tag, the name first
+// loses its leading '~'s, as carbon's normalization does. Nothing may be
+// written after. max_length counts the tags too; the segment limit is
+// the name's only.
+func (b PathBuilder) Tags(ts *metric.TagSet) PathBuilder {
+	if len(ts.Tags()) == 0 {
+		return b
+	}
+	i := 0
+	for i < len(b.buf) && (b.buf[i] == '~' || b.buf[i] == '.') {
+		i++
+	}
+	b.buf = b.buf[:copy(b.buf, b.buf[i:])]
+	b.name = len(b.buf)
+	b.buf = ts.AppendTo(b.buf)
+	return b
+}
+
 // Check returns "" if the path can be used, or the reason it cannot.
 func (b PathBuilder) Check() string {
-	if len(b.buf) == 0 {
+	if len(b.buf) == 0 || b.name == 0 {
 		return metric.ReasonBadPath
 	}
 	if len(b.buf) > b.s.max {

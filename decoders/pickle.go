@@ -200,7 +200,7 @@ func (d *pickleDecoder) sample(out *metric.Result, e *pval) error {
 		return reject(out, b, metric.ReasonBadShape)
 	}
 	var buf [256]byte
-	b := d.paths.Builder(buf[:0]).Write(e.items[0].s)
+	b, tags := d.paths.Builder(buf[:0]).WriteName(e.items[0].s, out)
 	if reason := b.Check(); reason != "" {
 		return reject(out, b, reason)
 	}
@@ -216,7 +216,12 @@ func (d *pickleDecoder) sample(out *metric.Result, e *pval) error {
 	if reason != "" {
 		return reject(out, b, reason)
 	}
-	return out.Add(metric.Sample{Path: out.String(b.Bytes()), Time: ts + 0, Value: v})
+	path := out.String(b.Bytes())
+	if err := out.Add(metric.Sample{Path: path, Time: ts + 0, Value: v}); err != nil {
+		return err
+	}
+	recordRepairs(out, tags, path)
+	return nil
 }
 
 func (d *pickleDecoder) number(v *pval, policy ValueConfig) (float64, string) {

@@ -150,7 +150,7 @@ func gopickleSamples(value []byte) (samples []metric.Sample, ok bool) {
 		if !isStr || !isTuple || tv.Len() != 2 {
 			continue
 		}
-		path, reason := paths.Sanitize(name)
+		path, reason := paths.SanitizeName(name)
 		ts, tok := refNumber(tv.Get(0))
 		val, vok := refNumber(tv.Get(1))
 		for _, x := range []any{tv.Get(0), tv.Get(1)} {

@@ -132,7 +132,7 @@ func (d *plaintext) decode(msg *metric.Message, out *metric.Result) error {
 		}
 
 		var buf [256]byte
-		b := d.paths.Builder(buf[:0]).Write(fields[0])
+		b, tags := d.paths.Builder(buf[:0]).WriteName(fields[0], out)
 		if n < 2 || n > 3 || n == 2 && d.cfg.MissingTimestamp != MissingReceiveTime {
 			if err := reject(out, b, ReasonBadLine); err != nil {
 				return err
@@ -171,9 +171,11 @@ func (d *plaintext) decode(msg *metric.Message, out *metric.Result) error {
 			}
 			ts = now
 		}
-		if err := out.Add(metric.Sample{Path: out.String(b.Bytes()), Time: ts, Value: v}); err != nil {
+		path := out.String(b.Bytes())
+		if err := out.Add(metric.Sample{Path: path, Time: ts, Value: v}); err != nil {
 			return err
 		}
+		recordRepairs(out, tags, path)
 	}
 	return nil
 }

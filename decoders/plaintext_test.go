@@ -71,6 +71,9 @@ func checkInvariants(t *testing.T, out metric.Result, err error) {
 	}
 	for _, s := range out.Samples {
 		require.True(t, metric.ValidPath(s.Path), "path %q", s.Path)
+		if metric.IsTagged(s.Path) {
+			require.True(t, metric.Normalized(s.Path), "tagged path %q is not in carbon's normalized form", s.Path)
+		}
 		require.NotContains(t, s.Path, "..")
 		require.False(t, math.IsInf(s.Value, 0) || math.IsNaN(s.Value), "sample %+v", s)
 		require.False(t, math.IsInf(s.Time, 0) || math.IsNaN(s.Time) || s.Time < 0, "sample %+v", s)
@@ -78,6 +81,9 @@ func checkInvariants(t *testing.T, out metric.Result, err error) {
 	for _, r := range out.Rejected {
 		require.NotEmpty(t, r.Reason)
 		require.NotContains(t, r.Reason, " ")
+	}
+	for _, r := range out.Repaired {
+		require.True(t, strings.HasPrefix(r.Reason, "tag_"), "repair %+v", r)
 	}
 }
 

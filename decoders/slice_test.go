@@ -54,6 +54,9 @@ func render(out metric.Result, err error) string {
 	for _, r := range out.Rejected {
 		fmt.Fprintf(&b, "reject %s %s\n", renderPath(r.Path), r.Reason)
 	}
+	for _, r := range out.Repaired {
+		fmt.Fprintf(&b, "repair %s %s\n", renderPath(r.Path), r.Reason)
+	}
 	if err != nil {
 		fmt.Fprintf(&b, "error %v\n", err)
 	}
@@ -206,7 +209,7 @@ func TestSliceConfig(t *testing.T) {
 		{"slice_data_path without metric", func(c *decoders.SliceConfig) { c.SliceDataPath = "a.{b}" }, `slice: slice_data_path: "a.{b}": must contain {metric}`},
 		{"slice_data_path unclosed", func(c *decoders.SliceConfig) { c.SliceDataPath = "a.{b.{metric}" }, `slice: slice_data_path: "a.{b.{metric}": bad placeholder {b.{metric}: want {field}, {field.subfield} or {field?}`},
 		{"sanitize.replacement", func(c *decoders.SliceConfig) { c.Sanitize.Replacement = " " }, `slice: sanitize.replacement: " " must be empty or one letter, digit or character of sanitize.allowed`},
-		{"sanitize.allowed", func(c *decoders.SliceConfig) { c.Sanitize.Allowed = "-." }, `slice: sanitize.allowed: "-." may hold only ASCII punctuation other than the dot`},
+		{"sanitize.allowed", func(c *decoders.SliceConfig) { c.Sanitize.Allowed = "-." }, `slice: sanitize.allowed: "-." may hold only ASCII punctuation other than the dot and ';' (which starts Graphite tags)`},
 		{"sanitize.max_length", func(c *decoders.SliceConfig) { c.Sanitize.MaxLength = 0 }, `slice: sanitize.max_length must be between 1 and 4096, got 0`},
 	}
 	for _, tt := range tests {

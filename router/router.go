@@ -348,6 +348,8 @@ func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Messa
 // itself, which counts and logs them, or a dry run, which lists them.
 type rejecter interface {
 	reject(msg *metric.Message, decoder, reason, what string, rj *metric.Rejection)
+	// repair takes a tag repaired or dropped in a sample that went on.
+	repair(msg *metric.Message, decoder string, rj metric.Rejection)
 }
 
 // decide is everything the router does with a message on one route before
@@ -368,6 +370,9 @@ func (r *Router) decide(rt *compiledRoute, msg *metric.Message, res *metric.Resu
 	}
 	for _, rj := range res.Rejected {
 		rs.reject(msg, rt.DecoderName, rj.Reason, "sample dropped", &rj)
+	}
+	for _, rj := range res.Repaired {
+		rs.repair(msg, rt.DecoderName, rj)
 	}
 	// Rules first: a rewrite can make a path unsafe, and every path must be
 	// checked as it will be written.
@@ -398,6 +403,8 @@ type Outcome struct {
 	// Rejected are the samples dropped, by the decoder or the router,
 	// each with the router's reason.
 	Rejected []metric.Rejection
+	// Repaired are the tags repaired or dropped in samples that went on.
+	Repaired []metric.Rejection
 	// Reason and Detail say why the message was rejected whole (and
 	// dead-lettered, when a dead-letter topic is set); empty otherwise.
 	Reason, Detail string
@@ -426,7 +433,7 @@ func (r *Router) DryRun(msg *metric.Message, asType string) []Outcome {
 		var rec dryRejects
 		samples, skip, err := r.decide(rt, msg, &res, &rec)
 		o := Outcome{Route: rt.Name, Decoder: rt.DecoderName, Outputs: rt.Outputs,
-			Samples: append([]metric.Sample(nil), samples...), Rejected: rec, Skip: skip}
+			Samples: append([]metric.Sample(nil), samples...), Rejected: rec.rejected, Repaired: rec.repaired, Skip: skip}
 		if err != nil {
 			o.Reason, o.Detail = metric.ReasonOf(err), err.Error()
 			var re *metric.RejectError
@@ -446,12 +453,16 @@ func (r *Router) DryRun(msg *metric.Message, asType string) []Outcome {
 }
 
 // dryRejects lists the samples a dry run drops.
-type dryRejects []metric.Rejection
+type dryRejects struct{ rejected, repaired []metric.Rejection }
 
 func (d *dryRejects) reject(_ *metric.Message, _, _, _ string, rj *metric.Rejection) {
 	if rj != nil {
-		*d = append(*d, *rj)
+		d.rejected = append(d.rejected, *rj)
 	}
+}
+
+func (d *dryRejects) repair(_ *metric.Message, _ string, rj metric.Rejection) {
+	d.repaired = append(d.repaired, rj)
 }
 
 // ReasonAlreadyDeadLettered labels a rejected message that is not
@@ -628,6 +639,23 @@ func (r *Router) reject(msg *metric.Message, decoder, reason, what string, rj *m
 			attrs = append(attrs, "suppressed", n)
 		}
 		r.log.Warn(what, attrs...)
+	}
+}
+
+// repair counts a tag repaired or dropped in a sample that went on, and
+// logs it at a bounded rate per reason.
+func (r *Router) repair(msg *metric.Message, decoder string, rj metric.Rejection) {
+	r.stats.tagRepair(decoder, rj.Reason)
+	if n, ok := r.limit.Allow(decoder + "/" + rj.Reason); ok {
+		attrs := []any{
+			"reason", rj.Reason, "decoder", decoder,
+			"topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset,
+			"path", excerpt([]byte(rj.Path), 120),
+		}
+		if n > 0 {
+			attrs = append(attrs, "suppressed", n)
+		}
+		r.log.Warn("tag repaired", attrs...)
 	}
 }
 

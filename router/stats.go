@@ -28,6 +28,8 @@ type Stats struct {
 	mu      sync.Mutex
 	rejects map[RejectKey]uint64
 	skips   map[SkipKey]uint64
+	// tagRepairs counts tags repaired or dropped; Sample is always true.
+	tagRepairs map[RejectKey]uint64
 
 	prom *promMetrics // nil without a registerer
 	reg  prometheus.Registerer
@@ -55,6 +57,7 @@ type promMetrics struct {
 	decoded     *prometheus.CounterVec
 	rejected    *prometheus.CounterVec
 	skipped     *prometheus.CounterVec
+	tagRepairs  *prometheus.CounterVec
 	deadLetters prometheus.Counter
 	deadSkipped *prometheus.CounterVec
 	written     *prometheus.CounterVec
@@ -68,7 +71,7 @@ type promMetrics struct {
 // for none). One Stats outlives configuration reloads, so counters keep
 // counting across them: pass it to every router generation in Config.Stats.
 func NewStats(reg prometheus.Registerer) (*Stats, error) {
-	s := &Stats{rejects: map[RejectKey]uint64{}, skips: map[SkipKey]uint64{}, funcs: map[string]*atomic.Pointer[func() float64]{}}
+	s := &Stats{rejects: map[RejectKey]uint64{}, skips: map[SkipKey]uint64{}, tagRepairs: map[RejectKey]uint64{}, funcs: map[string]*atomic.Pointer[func() float64]{}}
 	if reg == nil {
 		return s, nil
 	}
@@ -82,6 +85,9 @@ func NewStats(reg prometheus.Registerer) (*Stats, error) {
 			[]string{"decoder", "reason", "scope"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_skipped_total",
 			Help: "Messages a decoder passed over as not for it (such as VOLTHA device events on the KPI topic), by decoder and reason."},
+			[]string{"decoder", "reason"}),
+		tagRepairs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_tags_repaired_total",
+			Help: "Graphite tags repaired or dropped (the sample kept), by decoder and reason."},
 			[]string{"decoder", "reason"}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "shovel_dead_letters_total",
 			Help: "Messages handed to the dead-letter writer (see shovel_dead_letters_delivered_total)."}),
@@ -102,7 +108,7 @@ func NewStats(reg prometheus.Registerer) (*Stats, error) {
 			Help:    "Time to deliver one batch, retries included.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, []string{"output"}),
 	}
-	for _, c := range []prometheus.Collector{p.messages, p.decoded, p.rejected, p.skipped, p.deadLetters, p.deadSkipped, p.written,
+	for _, c := range []prometheus.Collector{p.messages, p.decoded, p.rejected, p.skipped, p.tagRepairs, p.deadLetters, p.deadSkipped, p.written,
 		p.failures, p.activations, p.batchSize, p.writeTime} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -152,6 +158,15 @@ func (s *Stats) skip(decoder, reason string) {
 	s.mu.Unlock()
 	if s.prom != nil {
 		s.prom.skipped.WithLabelValues(decoder, reason).Inc()
+	}
+}
+
+func (s *Stats) tagRepair(decoder, reason string) {
+	s.mu.Lock()
+	s.tagRepairs[RejectKey{decoder, reason, true}]++
+	s.mu.Unlock()
+	if s.prom != nil {
+		s.prom.tagRepairs.WithLabelValues(decoder, reason).Inc()
 	}
 }
 
@@ -277,7 +292,8 @@ type Snapshot struct {
 	DeadLetters uint64 // messages handed to the dead-letter writer
 	DeadSkipped uint64 // rejected messages not dead-lettered (they came from a dead-letter topic)
 	Rejects     map[RejectKey]uint64
-	Skips       map[SkipKey]uint64 // messages decoders passed over as not theirs
+	Skips       map[SkipKey]uint64   // messages decoders passed over as not theirs
+	TagRepairs  map[RejectKey]uint64 // tags repaired or dropped, their samples kept
 }
 
 // Snapshot copies the counters.
@@ -291,6 +307,10 @@ func (s *Stats) Snapshot() Snapshot {
 	for k, v := range s.skips {
 		skips[k] = v
 	}
+	tags := make(map[RejectKey]uint64, len(s.tagRepairs))
+	for k, v := range s.tagRepairs {
+		tags[k] = v
+	}
 	s.mu.Unlock()
 	return Snapshot{
 		Messages:    s.messages.Load(),
@@ -303,6 +323,7 @@ func (s *Stats) Snapshot() Snapshot {
 		DeadSkipped: s.deadSkipped.Load(),
 		Rejects:     rej,
 		Skips:       skips,
+		TagRepairs:  tags,
 	}
 }
 

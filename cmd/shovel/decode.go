@@ -272,6 +272,9 @@ func (d *dryRun) run(data []byte, stdout, stderr io.Writer) error {
 				badSmps++
 				fmt.Fprintf(stderr, "reject %s %q%s\n", r.Reason, r.Path, where)
 			}
+			for _, r := range o.Repaired {
+				fmt.Fprintf(stderr, "tag repaired: %s %q%s\n", r.Reason, r.Path, where)
+			}
 		}
 		if rejected {
 			badMsgs++

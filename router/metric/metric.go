@@ -81,6 +81,11 @@ type Result struct {
 	// and Reject, and stop at the first error.
 	Budget int
 	spent  int
+	// Repaired lists tags repaired or dropped (Reason* tag tokens, see
+	// TagSet) in samples that went on.
+	Repaired []Rejection
+	// tags is the scratch TagSet handed out by TagSet.
+	tags TagSet
 	// strs is where String carves from. It survives Reset, and it is a
 	// pointer so that copies of a Result carve from one place instead of
 	// overwriting each other's strings.
@@ -93,6 +98,7 @@ type stringArena struct{ buf []byte }
 func (r *Result) Reset() {
 	r.Samples = r.Samples[:0]
 	r.Rejected = r.Rejected[:0]
+	r.Repaired = r.Repaired[:0]
 	r.spent = 0
 }
 
@@ -246,6 +252,20 @@ const rejectionOverhead = int(unsafe.Sizeof(Rejection{}))
 func (r *Result) Reject(path, reason string) {
 	r.spent += len(path) + rejectionOverhead
 	r.Rejected = append(r.Rejected, Rejection{Path: path, Reason: reason})
+}
+
+// TagSet returns an empty TagSet for building one sample's tags, reused
+// across calls: valid until the next call of TagSet.
+func (r *Result) TagSet() *TagSet {
+	r.tags.Reset()
+	return &r.tags
+}
+
+// Repair records that a tag of the sample at path was repaired or dropped
+// for reason, the sample itself kept. It is charged as a rejection is.
+func (r *Result) Repair(path, reason string) {
+	r.spent += len(path) + rejectionOverhead
+	r.Repaired = append(r.Repaired, Rejection{Path: path, Reason: reason})
 }
 
 // Decoder turns one Kafka message into samples. Implementations must be safe

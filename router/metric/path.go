@@ -13,8 +13,14 @@ const MaxPathLen = 4096
 // would split a plaintext line in two and let one producer write
 // another's metrics, so the router checks every sample with it, whatever
 // decoder produced the sample.
+//
+// A tagged name ("name;key=value;...", see tags.go) is valid when its name
+// is a valid path not starting with '~' and every tag is key=value by
+// carbon's rules and shovel's (no space, control character or invalid
+// UTF-8, no "name" key, no value starting with '~'), in any order: carbon
+// and shovel's hashing normalize the order.
 func ValidPath(p string) bool {
-	if len(p) == 0 || len(p) > MaxPathLen || p[0] == '.' || p[len(p)-1] == '.' {
+	if len(p) == 0 || len(p) > MaxPathLen || p[0] == '.' {
 		return false
 	}
 	ascii := true
@@ -24,6 +30,9 @@ func ValidPath(p string) bool {
 		switch {
 		case c <= ' ' || c == 0x7f:
 			return false
+		case c == ';':
+			return i > 0 && !prevDot && p[0] != '~' && (ascii || utf8.ValidString(p[:i])) &&
+				validTags(p[i+1:]) && !openMetricsLike(p)
 		case c == '.':
 			if prevDot {
 				return false
@@ -35,5 +44,7 @@ func ValidPath(p string) bool {
 		}
 		prevDot = false
 	}
-	return ascii || utf8.ValidString(p)
+	// A trailing dot is an empty segment; carbon would read a name ending
+	// in `"}` after a '{' as OpenMetrics.
+	return !prevDot && (ascii || utf8.ValidString(p)) && !openMetricsLike(p)
 }
