@@ -175,14 +175,15 @@ func (b PathBuilder) WriteName(p []byte, out *metric.Result) (PathBuilder, *metr
 }
 
 // recordRepairs notes in out each tag of the sample at path that ts (nil
-// for none) repaired or dropped.
-func recordRepairs(out *metric.Result, ts *metric.TagSet, path string) {
+// for none) repaired or dropped; the error is the budget's, once passed.
+func recordRepairs(out *metric.Result, ts *metric.TagSet, path string) error {
 	if ts == nil {
-		return
+		return nil
 	}
 	for _, reason := range ts.Repairs() {
 		out.Repair(path, reason)
 	}
+	return out.Over()
 }
 
 // Tags ends the path with the tags of ts (which may repair or drop some:

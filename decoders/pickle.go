@@ -220,8 +220,7 @@ func (d *pickleDecoder) sample(out *metric.Result, e *pval) error {
 	if err := out.Add(metric.Sample{Path: path, Time: ts + 0, Value: v}); err != nil {
 		return err
 	}
-	recordRepairs(out, tags, path)
-	return nil
+	return recordRepairs(out, tags, path)
 }
 
 func (d *pickleDecoder) number(v *pval, policy ValueConfig) (float64, string) {

@@ -175,7 +175,9 @@ func (d *plaintext) decode(msg *metric.Message, out *metric.Result) error {
 		if err := out.Add(metric.Sample{Path: path, Time: ts, Value: v}); err != nil {
 			return err
 		}
-		recordRepairs(out, tags, path)
+		if err := recordRepairs(out, tags, path); err != nil {
+			return err
+		}
 	}
 	return nil
 }
