@@ -29,7 +29,8 @@ type CarbonConfig struct {
 	OnDown carbon.OnDown `mapstructure:"on_down"`
 	// TLS wraps the connections in TLS, with a client certificate for mutual TLS.
 	TLS carbon.TLSConfig `mapstructure:"tls"`
-	// ConnectTimeout bounds the service lookup and each dial.
+	// ConnectTimeout bounds a whole connection attempt: the service
+	// lookup and the dials to every address, together.
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
 	// WriteTimeout bounds each write of a batch, until Carbon's host has
 	// acknowledged it.

@@ -80,6 +80,7 @@ func TestCarbonPickleCarbonCH(t *testing.T) {
 		"destinations": abcDestinations(ls),
 		"distribution": "carbon_ch",
 	}, metric.Env{})
+	connect(t, out)
 	batch := kpiSamples(1000)
 	require.NoError(t, out.Write(context.Background(), batch))
 
@@ -203,6 +204,7 @@ func TestCarbonPickleMutualTLS(t *testing.T) {
 		out := newOutput(t, "carbon-pickle", map[string]any{"address": l.Addr(), "tls": map[string]any{
 			"enabled": true, "ca": ca.CertFile, "cert": client.CertFile, "key": client.KeyFile,
 		}}, metric.Env{})
+		connect(t, out)
 		require.NoError(t, out.Write(ctx, batch))
 		require.Eventually(t, func() bool { return l.Len() == len(batch) }, patience, time.Millisecond)
 		got := l.Samples()
@@ -214,7 +216,7 @@ func TestCarbonPickleMutualTLS(t *testing.T) {
 		out := newOutput(t, "carbon-pickle", map[string]any{"address": l.Addr(), "tls": map[string]any{
 			"enabled": true, "ca": ca.CertFile, "cert": client.CertFile, "key": client.KeyFile, "server_name": "carbon.example.org",
 		}}, metric.Env{})
-		err := out.Write(ctx, batch)
+		err := dialOutcome(t, out, batch)
 		require.ErrorIs(t, err, metric.ErrNotConnected)
 		require.ErrorContains(t, err, "carbon.example.org")
 	})
@@ -222,7 +224,7 @@ func TestCarbonPickleMutualTLS(t *testing.T) {
 		out := newOutput(t, "carbon-pickle", map[string]any{"address": l.Addr(), "tls": map[string]any{
 			"enabled": true, "cert": client.CertFile, "key": client.KeyFile,
 		}}, metric.Env{})
-		err := out.Write(ctx, batch)
+		err := dialOutcome(t, out, batch)
 		require.ErrorIs(t, err, metric.ErrNotConnected)
 		require.ErrorContains(t, err, "certificate")
 	})
@@ -247,6 +249,7 @@ func TestCarbonPlaintextTLSInsecure(t *testing.T) {
 	ca := carbontest.NewCA(t)
 	l := carbontest.ListenPlaintextTLS(t, ca.ServerConfig(false))
 	out := newOutput(t, "carbon-plaintext", map[string]any{"address": l.Addr(), "tls": map[string]any{"enabled": true, "insecure_skip_verify": true}}, metric.Env{})
+	connect(t, out)
 	require.NoError(t, out.Write(context.Background(), kpiSamples(5)))
 	require.Eventually(t, func() bool { return l.Len() == 5 }, patience, time.Millisecond)
 }
@@ -326,6 +329,7 @@ func TestCarbonClusterWriteAllocs(t *testing.T) {
 	for _, d := range []string{"carbon_ch", "fnv1a_ch", "jump_fnv1a_ch"} {
 		t.Run(d, func(t *testing.T) {
 			out := newOutput(t, "carbon-pickle", map[string]any{"destinations": dests, "distribution": d, "replication_factor": 2}, metric.Env{})
+			connect(t, out)
 			ctx := context.Background()
 			batch := kpiSamples(500)
 			require.NoError(t, out.Write(ctx, batch))

@@ -192,6 +192,26 @@ func runConfigCases(t *testing.T, kind string, tests []configCase) {
 }
 
 // newOutput builds an output of kind from cfg and closes it when the test ends.
+// connect starts out's dials, which run in the background, and waits until
+// it is connected.
+func connect(t *testing.T, out metric.Output) {
+	t.Helper()
+	require.NoError(t, out.Connect(context.Background()))
+	require.Eventually(t, out.(metric.Connectivity).Connected, patience, time.Millisecond)
+}
+
+// dialOutcome starts out's dial and returns the first Write error that
+// tells how it ended, not that it is under way (nil if connected).
+func dialOutcome(t *testing.T, out metric.Output, batch []metric.Sample) error {
+	t.Helper()
+	var err error
+	require.Eventually(t, func() bool {
+		err = out.Write(context.Background(), batch)
+		return err == nil || !strings.HasSuffix(err.Error(), ", connecting")
+	}, patience, time.Millisecond)
+	return err
+}
+
 func newOutput(t *testing.T, kind string, cfg map[string]any, env metric.Env) metric.Output {
 	t.Helper()
 	factory, err := Lookup(kind)

@@ -42,9 +42,11 @@ func TestCarbonOutputsAgainstCarbonCache(t *testing.T) {
 	}
 	buf, _ := carbon.AppendPickle(nil, samples, carbon.MaxPickleFrame)
 	require.Greater(t, len(buf), carbon.MaxPickleFrame, "the test needs more than one full frame")
+	connect(t, pickle)
 	require.NoError(t, pickle.Write(ctx, samples))
 
 	plain := newOutput(t, "carbon-plaintext", map[string]any{"address": c.LineAddr()}, metric.Env{})
+	connect(t, plain)
 	recent := time.Now().Add(-time.Minute).Unix()
 	require.NoError(t, plain.Write(ctx, []metric.Sample{
 		{Path: "shovel.it.plain.a", Time: float64(recent), Value: 12},
@@ -91,6 +93,7 @@ func TestCarbonCHAgainstCarbonCaches(t *testing.T) {
 	for i, p := range paths {
 		batch = append(batch, metric.Sample{Path: p, Time: float64(recent), Value: float64(i)})
 	}
+	connect(t, out)
 	require.NoError(t, out.Write(context.Background(), batch))
 	for i, s := range batch {
 		owner := int(abcOwners[i] - '0')

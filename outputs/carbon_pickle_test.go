@@ -89,7 +89,7 @@ func TestCarbonPickleDelivers(t *testing.T) {
 	out := newOutput(t, "carbon-pickle", map[string]any{"address": ln.Addr().String(), "max_frame_bytes": minPickleFrame}, metric.Env{})
 	ctx := context.Background()
 
-	require.NoError(t, out.Connect(ctx))
+	connect(t, out)
 	samples := kpiSamples(1000) // several frames at this frame size
 	require.NoError(t, out.Write(ctx, samples))
 	require.NoError(t, out.Write(ctx, samples[:3]), "the buffer is reused")
@@ -107,6 +107,7 @@ func TestCarbonPickleService(t *testing.T) {
 		metric.Env{Resolver: fakeResolver{"carbon": {ln.Addr().String()}}})
 
 	samples := kpiSamples(10)
+	connect(t, out)
 	require.NoError(t, out.Write(context.Background(), samples))
 	requireSamples(t, samples, readPickleSamples(t, waitConn(t, accepted), 10, carbon.DefaultPickleFrame))
 }
@@ -122,6 +123,7 @@ func TestCarbonPickleRestart(t *testing.T) {
 	ctx := context.Background()
 	samples := kpiSamples(5)
 
+	connect(t, out)
 	require.NoError(t, out.Write(ctx, samples))
 	peer := waitConn(t, accepted)
 	requireSamples(t, samples, readPickleSamples(t, peer, 5, carbon.DefaultPickleFrame))
@@ -160,7 +162,7 @@ func TestCarbonPickleWriteTimeout(t *testing.T) {
 	accepted := acceptAsync(t, ln)
 	out := newOutput(t, "carbon-pickle", map[string]any{"address": ln.Addr().String(), "write_timeout": "200ms"}, metric.Env{})
 	ctx := context.Background()
-	require.NoError(t, out.Connect(ctx))
+	connect(t, out)
 	waitConn(t, accepted) // and never read
 
 	// Batches of about 8 MB until the socket buffers of both ends are full

@@ -64,6 +64,7 @@ func TestCarbonPlaintextDelivers(t *testing.T) {
 	accepted := acceptAsync(t, ln)
 	out := newOutput(t, "carbon-plaintext", map[string]any{"address": ln.Addr().String()}, metric.Env{})
 	ctx := context.Background()
+	connect(t, out)
 
 	require.NoError(t, out.Write(ctx, []metric.Sample{
 		{Path: "voltha.internal.compose_voltha_1.rss-mb", Time: 1700000000, Value: 24.54},
@@ -96,6 +97,7 @@ func TestCarbonPlaintextRestart(t *testing.T) {
 	ctx := context.Background()
 	one := []metric.Sample{{Path: "a.b", Time: 1, Value: 2}}
 
+	connect(t, out)
 	require.NoError(t, out.Write(ctx, one))
 	peer := waitConn(t, accepted)
 	require.Equal(t, []string{"a.b 2 1\n"}, readLines(t, bufio.NewReader(peer), 1))

@@ -335,8 +335,9 @@ func NewCluster(cfg ClusterConfig, encode Encoder) (*Cluster, error) {
 	return c, nil
 }
 
-// Connect makes a first attempt to reach every destination; its error
-// joins theirs.
+// Connect starts connecting to every destination in the background (see
+// Conn.Connect) and returns without waiting; its error joins those of the
+// destinations that are backing off.
 func (c *Cluster) Connect(ctx context.Context) error {
 	var errs []error
 	for _, conn := range c.conns {
@@ -411,16 +412,21 @@ func (c *Cluster) Write(ctx context.Context, samples []metric.Sample) (int, erro
 	return skipped, err
 }
 
-// backingOff returns the error of a conn that waits out its backoff after
-// a failure (it says when the next attempt is due and what went wrong),
-// or nil when the conn is ready to write.
-func backingOff(ctx context.Context, conn *Conn) error {
-	if conn.Ready() {
-		return nil
+// unavailable returns the error of the first of conns that is not
+// connected (it says whether a dial is under way or when the next attempt
+// is due, and what went wrong), or nil when all are. It asks every one,
+// so that each that is down starts dialling now, not one per batch.
+func unavailable(conns []*Conn, skip func(i int) bool) error {
+	var first error
+	for i, conn := range conns {
+		if skip != nil && skip(i) {
+			continue
+		}
+		if err := conn.unavailable(); err != nil && first == nil {
+			first = err
+		}
 	}
-	// Connect returns the backoff error at once, without dialling; should
-	// the backoff end in between, it dials, and nil means it connected.
-	return conn.Connect(ctx)
+	return first
 }
 
 // keptBuffer is the largest encoding buffer kept between writes; a rare
@@ -440,10 +446,8 @@ func trimBuffer(b []byte) []byte {
 // write fails; with next one destination taking it is enough.
 func (c *Cluster) writeAll(ctx context.Context) error {
 	if c.onDown == OnDownWait {
-		for _, conn := range c.conns {
-			if err := backingOff(ctx, conn); err != nil {
-				return err
-			}
+		if err := unavailable(c.conns, nil); err != nil {
+			return err
 		}
 	}
 	var errs []error
@@ -491,24 +495,19 @@ func (c *Cluster) writeHashed(ctx context.Context, samples []metric.Sample) (int
 	clear(c.down)
 	if c.onDown == OnDownNext {
 		for i, conn := range c.conns {
-			c.down[i] = !conn.Ready()
+			c.down[i] = conn.unavailable() != nil
 		}
 	}
 	for {
-		if err := c.split(ctx, samples); err != nil {
+		if err := c.split(samples); err != nil {
 			return 0, err
 		}
 		if c.onDown == OnDownWait {
 			// Fail before writing anything while a node that has
-			// samples due waits out its backoff: the others would only
-			// get the same samples again on the retry.
-			for i, conn := range c.conns {
-				if len(c.parts[i]) == 0 {
-					continue
-				}
-				if err := backingOff(ctx, conn); err != nil {
-					return 0, err
-				}
+			// samples due is not connected: the others would only get
+			// the same samples again on the retry.
+			if err := unavailable(c.conns, func(i int) bool { return len(c.parts[i]) == 0 }); err != nil {
+				return 0, err
 			}
 		}
 		skipped, failed, err := c.writeParts(ctx)
@@ -520,7 +519,7 @@ func (c *Cluster) writeHashed(ctx context.Context, samples []metric.Sample) (int
 }
 
 // split fills c.parts with the samples each node is due.
-func (c *Cluster) split(ctx context.Context, samples []metric.Sample) error {
+func (c *Cluster) split(samples []metric.Sample) error {
 	for i := range c.parts {
 		c.parts[i] = c.parts[i][:0]
 	}
@@ -528,7 +527,7 @@ func (c *Cluster) split(ctx context.Context, samples []metric.Sample) error {
 		s := &samples[i]
 		c.chosen = c.nodesFor(c.chosen[:0], s.Path)
 		if len(c.chosen) == 0 {
-			return c.allDown(ctx)
+			return c.allDown()
 		}
 		for _, node := range c.chosen {
 			c.parts[node] = append(c.parts[node], *s)
@@ -572,23 +571,20 @@ func (c *Cluster) hostTaken(node int, chosen []int) bool {
 }
 
 // allDown is the error when no node can take a sample under on_down next:
-// the backoff error of a node that is waiting, which says why it is down.
-func (c *Cluster) allDown(ctx context.Context) error {
-	for i, conn := range c.conns {
-		if c.down[i] {
-			if err := backingOff(ctx, conn); err != nil {
-				return err
-			}
-		}
+// the error of a node that is down, which says why.
+func (c *Cluster) allDown() error {
+	if err := unavailable(c.conns, func(i int) bool { return !c.down[i] }); err != nil {
+		return err
 	}
 	return fmt.Errorf("%s: %w: every destination is down", c.conns[0].prefix, metric.ErrNotConnected)
 }
 
 // writeParts encodes and writes each node's part, stopping at the first
 // failure: with on_down wait the whole batch is retried anyway, and with
-// next it is split again without the node that failed. Nodes that must
-// dial go first, so that a node that is still down costs the others no
-// copies. It returns the index of the node that failed, or -1.
+// next it is split again without the node that failed. Nodes that are not
+// connected go first (their Write fails at once), so that a node that is
+// down costs the others no copies. It returns the index of the node that
+// failed, or -1.
 func (c *Cluster) writeParts(ctx context.Context) (skipped, failed int, err error) {
 	for i, conn := range c.conns {
 		c.connected[i] = conn.Connected()

@@ -43,7 +43,8 @@ type ConnConfig struct {
 	// on every (re)connect.
 	Address  string
 	Resolver metric.Resolver
-	// ConnectTimeout bounds the service lookup and each address dialled.
+	// ConnectTimeout bounds a whole connection attempt: the service
+	// lookup and the dials to every address it returned, together.
 	ConnectTimeout time.Duration
 	// WriteTimeout bounds each Write once connected.
 	WriteTimeout time.Duration
@@ -108,6 +109,14 @@ func ValidateAddress(addr string) error {
 // Carbon keeps the last value per path and timestamp, so duplicates are
 // harmless.
 //
+// Dialling happens in the background, never inside Write: a Write while
+// disconnected starts a dial (unless one is under way or the backoff
+// forbids it) and fails at once, so that the router can hand the batch to
+// a fallback instead of waiting for Carbon. A dial tries every address a
+// service lookup returned, staggered and in parallel (as "happy eyeballs"
+// does), and the whole attempt, lookup included, ends at ConnectTimeout:
+// six black-holed addresses cost one ConnectTimeout, not six.
+//
 // Write must be called by one goroutine at a time; Connected and Close may
 // be called from any goroutine.
 type Conn struct {
@@ -118,11 +127,13 @@ type Conn struct {
 	closing context.Context // done once Close is called, to abort a dial in flight
 	stop    context.CancelFunc
 	readers sync.WaitGroup
+	dials   sync.WaitGroup   // the background dial, if any
 	now     func() time.Time // the clock behind backoff and log pacing; swapped in tests
 
 	mu       sync.Mutex
-	conn     net.Conn // nil while disconnected
-	peer     string   // the address conn was dialled at
+	conn     net.Conn      // nil while disconnected
+	peer     string        // the address conn was dialled at
+	dialing  chan struct{} // not nil while a dial is under way; closed when it ends
 	closed   bool
 	failures int // failed dials since the last success
 	hung     int // writes that failed since one was acknowledged
@@ -189,23 +200,47 @@ func NewConn(cfg ConnConfig) (*Conn, error) {
 	return c, nil
 }
 
-// Connect dials unless already connected or still backing off from a
-// failed dial. Its error, like Write's, wraps metric.ErrNotConnected.
+// Connect starts a dial in the background unless the Conn is connected,
+// already dialling or waiting out the backoff after a failure, and returns
+// without waiting for it: the router calls it for every output at
+// start-up, and one Carbon that does not answer must not hold up the
+// others. It returns nil when connected or dialling, else the error Write
+// would return (wrapping metric.ErrNotConnected, or net.ErrClosed).
 func (c *Conn) Connect(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return &connError{prefix: c.prefix, op: "dial", addr: c.cfg.Address, err: err}
 	}
-	_, _, err := c.current(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := c.unavailableLocked()
+	var we *waitError
+	if errors.As(err, &we) && we.dialling {
+		return nil
+	}
 	return err
 }
 
-// Ready reports whether a Write would try to send now rather than fail at
-// once: the Conn is connected, or it is not waiting out the backoff after
-// a failure. A closed Conn is never ready.
-func (c *Conn) Ready() bool {
+// unavailable is nil when the Conn is connected. Otherwise it starts a
+// dial if it may, and returns the error a Write returns now.
+func (c *Conn) unavailable() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return !c.closed && (c.conn != nil || !c.now().Before(c.retryAt))
+	return c.unavailableLocked()
+}
+
+func (c *Conn) unavailableLocked() error {
+	if c.closed {
+		return c.closedError()
+	}
+	if c.conn != nil {
+		return nil
+	}
+	c.startDial()
+	e := &waitError{prefix: c.prefix, last: c.lastErr, dialling: c.dialing != nil}
+	if !e.dialling {
+		e.wait = c.retryAt.Sub(c.now())
+	}
+	return e
 }
 
 // Connected reports whether the Conn holds a connection that has not yet
@@ -216,27 +251,31 @@ func (c *Conn) Connected() bool {
 	return c.conn != nil
 }
 
-// Write sends all of p, dialling first if there is no connection. If the
-// last dial failed less than the backoff delay ago it returns at once,
-// without dialling. Every error it returns after a failed dial or write
-// wraps metric.ErrNotConnected, and after a failed write the connection is
-// closed: part of p may have reached Carbon, and the rest must not follow
-// on the same stream, or Carbon would read a torn frame.
+// Write sends all of p. Without a connection it fails at once, wrapping
+// metric.ErrNotConnected, after starting a dial in the background if none
+// is under way and the backoff allows. Every error it returns after a
+// failed write wraps metric.ErrNotConnected too, and the connection is
+// then closed: part of p may have reached Carbon, and the rest must not
+// follow on the same stream, or Carbon would read a torn frame.
 //
-// Cancelling ctx aborts a dial or write in flight; the error then wraps
+// Cancelling ctx aborts a write in flight; the error then wraps
 // context.Canceled instead of metric.ErrNotConnected, since Carbon is not to
-// blame, and no backoff follows. A ctx deadline shorter than the timeouts
-// bounds the dial or write instead; missing it wraps both
+// blame, and no backoff follows. A ctx deadline shorter than WriteTimeout
+// bounds the write instead; missing it wraps both
 // context.DeadlineExceeded and metric.ErrNotConnected. A ctx already done
 // when Write is called yields just ctx.Err(), wrapped.
 func (c *Conn) Write(ctx context.Context, p []byte) error {
 	if err := ctx.Err(); err != nil {
 		return &connError{prefix: c.prefix, op: "write", addr: c.cfg.Address, err: err}
 	}
-	conn, peer, err := c.current(ctx)
-	if err != nil {
+	c.mu.Lock()
+	conn, peer := c.conn, c.peer
+	if conn == nil {
+		err := c.unavailableLocked()
+		c.mu.Unlock()
 		return err
 	}
+	c.mu.Unlock()
 
 	deadline := time.Now().Add(c.cfg.WriteTimeout)
 	ctxDeadline := false
@@ -289,8 +328,9 @@ func (c *Conn) Write(ctx context.Context, p []byte) error {
 // Reconnects counts the connections made after the first one.
 func (c *Conn) Reconnects() uint64 { return c.reconnects.Load() }
 
-// Close closes the connection, aborts a dial in flight and waits for the
-// connection's reader to stop. Later Writes fail with net.ErrClosed.
+// Close closes the connection, aborts a dial in flight and waits for it
+// and for the connection's reader to stop. Later Writes fail with
+// net.ErrClosed.
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -311,71 +351,56 @@ func (c *Conn) Close() error {
 			err = &connError{prefix: c.prefix, op: "close", addr: c.cfg.Address, err: cerr}
 		}
 	}
+	c.dials.Wait()
 	c.readers.Wait()
 	return err
 }
 
-// current returns the live connection, dialling one if the backoff allows.
-func (c *Conn) current(ctx context.Context) (net.Conn, string, error) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil, "", c.closedError()
+// startDial starts a dial in the background unless the Conn is closed,
+// connected, already dialling or waiting out the backoff. Called with c.mu
+// held.
+func (c *Conn) startDial() {
+	if c.closed || c.conn != nil || c.dialing != nil || c.now().Before(c.retryAt) {
+		return
 	}
-	if c.conn != nil {
-		conn, peer := c.conn, c.peer
-		c.mu.Unlock()
-		return conn, peer, nil
-	}
-	if now := c.now(); now.Before(c.retryAt) {
-		err := &waitError{prefix: c.prefix, wait: c.retryAt.Sub(now), last: c.lastErr}
-		c.mu.Unlock()
-		return nil, "", err
-	}
-	c.mu.Unlock()
-
-	// Dial without the lock, so that Close and Connected need not wait for it.
-	conn, peer, derr := c.dial(ctx)
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case c.closed:
-		if conn != nil {
-			_ = conn.Close()
+	done := make(chan struct{})
+	c.dialing = done
+	c.dials.Add(1)
+	go func() {
+		defer c.dials.Done()
+		defer close(done) // after the state below is set: waiters see it
+		conn, peer, derr := c.dial()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.dialing = nil
+		switch {
+		case c.closed:
+			if conn != nil {
+				_ = conn.Close()
+			}
+		case derr != nil:
+			c.dialFailed(derr)
+		default:
+			c.attach(conn, peer)
 		}
-		return nil, "", c.closedError()
-	case derr != nil && errors.Is(ctx.Err(), context.Canceled):
-		// Not Carbon's fault: no backoff.
-		derr.err, derr.down = ctx.Err(), false
-		return nil, "", derr
-	case derr != nil:
-		if ctx.Err() != nil {
-			derr.err = ctx.Err() // the caller's deadline: Carbon too slow to answer
-		}
-		c.dialFailed(derr)
-		return nil, "", derr
-	case c.conn != nil:
-		// Someone else connected meanwhile; keep theirs.
-		_ = conn.Close()
-		return c.conn, c.peer, nil
-	}
-	c.attach(conn, peer)
-	return conn, peer, nil
+	}()
 }
 
-// dial resolves the address if it names a service and dials the addresses
-// in order until one answers.
-func (c *Conn) dial(ctx context.Context) (net.Conn, string, *connError) {
-	ctx, cancel := context.WithCancel(ctx)
+// dialStagger is how long a dial waits for an address to answer before
+// trying the next one as well: RFC 8305's recommended connection attempt
+// delay. It shrinks when the addresses would not all get an attempt
+// within ConnectTimeout.
+const dialStagger = 250 * time.Millisecond
+
+// dial resolves the address if it names a service and dials the
+// addresses, all within ConnectTimeout; Close aborts it.
+func (c *Conn) dial() (net.Conn, string, *connError) {
+	ctx, cancel := context.WithTimeout(c.closing, c.cfg.ConnectTimeout)
 	defer cancel()
-	defer context.AfterFunc(c.closing, cancel)()
 
 	addrs := []string{c.cfg.Address}
 	if svc, ok := strings.CutPrefix(c.cfg.Address, "@"); ok {
-		rctx, rcancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
-		resolved, err := c.cfg.Resolver.Resolve(rctx, svc)
-		rcancel()
+		resolved, err := c.cfg.Resolver.Resolve(ctx, svc)
 		if err == nil && len(resolved) == 0 {
 			err = errNoInstances
 		}
@@ -384,31 +409,85 @@ func (c *Conn) dial(ctx context.Context) (net.Conn, string, *connError) {
 		}
 		addrs = resolved
 	}
+	stagger := min(dialStagger, c.cfg.ConnectTimeout/time.Duration(len(addrs)))
+	return c.dialAny(ctx, addrs, stagger)
+}
 
-	var last *connError
-	for i, addr := range addrs {
-		var (
-			conn net.Conn
-			err  error
-		)
-		if c.cfg.TLS != nil {
-			td := tls.Dialer{NetDialer: &c.dialer, Config: c.cfg.TLS}
-			conn, err = td.DialContext(ctx, "tcp", addr)
-		} else {
-			conn, err = c.dialer.DialContext(ctx, "tcp", addr)
+// dialAny dials addrs in order, starting the next one when the last has
+// failed or stagger has passed, and returns the first connection made;
+// the attempts still running are cancelled and their connections, should
+// they succeed anyway, closed. With none it returns the error of the
+// attempt that failed last.
+func (c *Conn) dialAny(ctx context.Context, addrs []string, stagger time.Duration) (net.Conn, string, *connError) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		conn net.Conn
+		addr string
+		err  error
+	}
+	results := make(chan result, len(addrs))
+	next, running := 0, 0
+	start := func() {
+		addr := addrs[next]
+		next++
+		running++
+		go func() {
+			conn, err := c.dialOne(ctx, addr)
+			results <- result{conn, addr, err}
+		}()
+	}
+	var (
+		last  *connError
+		won   result
+		timer = time.NewTimer(stagger)
+	)
+	defer timer.Stop()
+	start()
+	for running > 0 {
+		var tick <-chan time.Time
+		if next < len(addrs) && won.conn == nil {
+			tick = timer.C
 		}
-		if err == nil {
-			return conn, addr, nil
-		}
-		last = &connError{prefix: c.prefix, op: "dial", addr: addr, err: err, down: true}
-		if ctx.Err() != nil {
-			break
-		}
-		if i < len(addrs)-1 {
-			c.log.Debug("cannot connect to one instance, trying the next", "peer", addr, "error", last.detail())
+		select {
+		case r := <-results:
+			running--
+			switch {
+			case r.err == nil && won.conn == nil:
+				won = r
+				cancel() // the others stop; wait for them below
+			case r.err == nil:
+				_ = r.conn.Close() // a late second success
+			case won.conn == nil:
+				last = &connError{prefix: c.prefix, op: "dial", addr: r.addr, err: r.err, down: true}
+				if next < len(addrs) {
+					c.log.Debug("cannot connect to one instance, trying the next", "peer", r.addr, "error", last.detail())
+					if ctx.Err() == nil {
+						start()
+						timer.Reset(stagger)
+					}
+				}
+			}
+		case <-tick:
+			if ctx.Err() == nil {
+				start()
+				timer.Reset(stagger)
+			}
 		}
 	}
+	if won.conn != nil {
+		return won.conn, won.addr, nil
+	}
 	return nil, "", last
+}
+
+// dialOne makes one connection, with the TLS handshake if configured.
+func (c *Conn) dialOne(ctx context.Context, addr string) (net.Conn, error) {
+	if c.cfg.TLS != nil {
+		td := tls.Dialer{NetDialer: &c.dialer, Config: c.cfg.TLS}
+		return td.DialContext(ctx, "tcp", addr)
+	}
+	return c.dialer.DialContext(ctx, "tcp", addr)
 }
 
 // attach makes conn the live connection and starts its reader. Called with c.mu held.
@@ -633,15 +712,22 @@ func causeText(err error) string {
 	return err.Error()
 }
 
-// waitError is returned while the Conn waits out the backoff after a failure.
+// waitError is returned while the Conn dials in the background or waits
+// out the backoff after a failure.
 type waitError struct {
-	prefix string
-	wait   time.Duration
-	last   *connError
+	prefix   string
+	dialling bool
+	wait     time.Duration
+	last     *connError
 }
 
 func (e *waitError) Error() string {
-	msg := e.prefix + ": " + metric.ErrNotConnected.Error() + ", next attempt in " + e.wait.Round(time.Millisecond).String()
+	msg := e.prefix + ": " + metric.ErrNotConnected.Error()
+	if e.dialling {
+		msg += ", connecting"
+	} else {
+		msg += ", next attempt in " + e.wait.Round(time.Millisecond).String()
+	}
 	if e.last != nil {
 		msg += " (last error: " + e.last.detail() + ")"
 	}

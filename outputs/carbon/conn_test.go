@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/shovel-metrics/shovel/outputs/carbon/carbontest"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 
@@ -135,12 +137,47 @@ func (r *fakeResolver) Resolve(ctx context.Context, service string) ([]string, e
 	return r.resolve(ctx, service)
 }
 
+// settle waits for the dial under way, if any, to end.
+func settle(t *testing.T, c *Conn) {
+	t.Helper()
+	c.mu.Lock()
+	d := c.dialing
+	c.mu.Unlock()
+	if d == nil {
+		return
+	}
+	select {
+	case <-d:
+	case <-time.After(patience):
+		t.Fatal("the dial did not end")
+	}
+}
+
+// connectNow starts a dial, waits for it and returns its error, nil if
+// the Conn is connected.
+func connectNow(t *testing.T, c *Conn) error {
+	t.Helper()
+	if err := c.Connect(context.Background()); err != nil {
+		return err
+	}
+	settle(t, c)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		return nil
+	}
+	if c.closed {
+		return c.closedError()
+	}
+	return c.lastErr
+}
+
 func TestConnWrites(t *testing.T) {
 	ln := listen(t)
 	c := newConn(t, ConnConfig{Address: ln.Addr().String()})
 	ctx := context.Background()
 
-	require.NoError(t, c.Connect(ctx))
+	require.NoError(t, connectNow(t, c))
 	peer := accept(t, ln)
 	require.True(t, c.Connected())
 	require.NoError(t, c.Write(ctx, []byte("hello ")))
@@ -160,12 +197,17 @@ func TestConnErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newConn(t, ConnConfig{Kind: tt.kind, Name: tt.instance, Address: addr})
-			err := c.Write(context.Background(), []byte("x"))
+			err := connectNow(t, c)
 			require.EqualError(t, err, tt.want)
 			require.ErrorIs(t, err, metric.ErrNotConnected)
 			require.ErrorIs(t, err, syscall.ECONNREFUSED)
 			var netErr *net.OpError
 			require.ErrorAs(t, err, &netErr, "the net error stays reachable")
+
+			err = c.Write(context.Background(), []byte("x"))
+			require.ErrorContains(t, err, strings.TrimPrefix(tt.want, tt.want[:strings.Index(tt.want, ": ")+2]), "Write names the last error")
+			require.ErrorIs(t, err, metric.ErrNotConnected)
+			require.ErrorIs(t, err, syscall.ECONNREFUSED)
 		})
 	}
 }
@@ -178,7 +220,7 @@ func TestConnBacksOff(t *testing.T) {
 	c.now = clk.now
 	ctx := context.Background()
 
-	require.ErrorIs(t, c.Write(ctx, []byte("x")), syscall.ECONNREFUSED)
+	require.ErrorIs(t, connectNow(t, c), syscall.ECONNREFUSED)
 	require.EqualValues(t, 1, res.calls.Load())
 
 	// Within the backoff: no lookup, no dial, an immediate error.
@@ -192,7 +234,7 @@ func TestConnBacksOff(t *testing.T) {
 	// The delay doubles with each failure and stops at the maximum.
 	for i, want := range []time.Duration{2 * time.Second, 4 * time.Second, 4 * time.Second, 4 * time.Second} {
 		clk.add(time.Hour)
-		require.ErrorIs(t, c.Write(ctx, []byte("x")), syscall.ECONNREFUSED)
+		require.ErrorIs(t, connectNow(t, c), syscall.ECONNREFUSED)
 		require.EqualValues(t, i+2, res.calls.Load())
 		c.mu.Lock()
 		wait := c.retryAt.Sub(clk.now())
@@ -200,6 +242,15 @@ func TestConnBacksOff(t *testing.T) {
 		require.GreaterOrEqual(t, wait, want/2, "failure %d", i+2)
 		require.LessOrEqual(t, wait, want, "failure %d", i+2)
 	}
+
+	// Once the backoff is over, a Write starts the next dial and still
+	// fails at once, without waiting for it.
+	clk.add(time.Hour)
+	err = c.Write(ctx, []byte("x"))
+	require.ErrorIs(t, err, metric.ErrNotConnected)
+	require.EqualError(t, err, "carbon-pickle: not connected, connecting (last error: dial "+addr+": connection refused)")
+	settle(t, c)
+	require.EqualValues(t, 6, res.calls.Load())
 }
 
 func TestBackoffDelay(t *testing.T) {
@@ -234,6 +285,7 @@ func TestConnNoticesClosedPeer(t *testing.T) {
 	c := newConn(t, ConnConfig{Address: ln.Addr().String()})
 	ctx := context.Background()
 
+	require.NoError(t, connectNow(t, c))
 	require.NoError(t, c.Write(ctx, []byte("one")))
 	first := accept(t, ln)
 	require.Equal(t, "one", readN(t, first, 3))
@@ -241,7 +293,11 @@ func TestConnNoticesClosedPeer(t *testing.T) {
 	require.NoError(t, first.Close())
 	require.Eventually(t, func() bool { return !c.Connected() }, patience, time.Millisecond)
 
-	require.NoError(t, c.Write(ctx, []byte("two")), "a closed peer is not a failed dial: no backoff")
+	err := c.Write(ctx, []byte("lost"))
+	require.ErrorIs(t, err, metric.ErrNotConnected, "not written into a socket whose peer is gone")
+	require.ErrorContains(t, err, "not connected, connecting", "a closed peer is not a failed dial: no backoff")
+	settle(t, c)
+	require.NoError(t, c.Write(ctx, []byte("two")))
 	second := accept(t, ln)
 	require.Equal(t, "two", readN(t, second, 3))
 }
@@ -253,6 +309,7 @@ func TestConnReconnectsAfterRestart(t *testing.T) {
 	c := newConn(t, ConnConfig{Address: addr, ReconnectMin: 5 * time.Millisecond, ReconnectMax: 20 * time.Millisecond})
 	ctx := context.Background()
 
+	require.NoError(t, connectNow(t, c))
 	require.NoError(t, c.Write(ctx, []byte("before")))
 	peer := accept(t, ln)
 	require.Equal(t, "before", readN(t, peer, 6))
@@ -288,7 +345,7 @@ func TestConnWriteTimeout(t *testing.T) {
 	c := newConn(t, ConnConfig{Address: ln.Addr().String(), WriteTimeout: 200 * time.Millisecond})
 	stingySender(c)
 	ctx := context.Background()
-	require.NoError(t, c.Connect(ctx))
+	require.NoError(t, connectNow(t, c))
 	accept(t, ln) // and never read
 
 	// Far more than the socket buffers of both ends hold.
@@ -305,7 +362,7 @@ func TestConnWriteCancel(t *testing.T) {
 	ln := stingyListener(t)
 	c := newConn(t, ConnConfig{Address: ln.Addr().String(), WriteTimeout: time.Hour})
 	stingySender(c)
-	require.NoError(t, c.Connect(context.Background()))
+	require.NoError(t, connectNow(t, c))
 	peer := accept(t, ln)
 	big := make([]byte, 8<<20) // far more than the socket buffers hold
 
@@ -336,7 +393,7 @@ func TestConnWriteCancel(t *testing.T) {
 	})
 
 	t.Run("no backoff after cancel", func(t *testing.T) {
-		require.NoError(t, c.Connect(context.Background()))
+		require.NoError(t, connectNow(t, c))
 	})
 
 	t.Run("deadline", func(t *testing.T) {
@@ -359,40 +416,38 @@ func blockingResolver() *fakeResolver {
 }
 
 func TestConnDialCancel(t *testing.T) {
-	t.Run("ctx", func(t *testing.T) {
+	t.Run("close aborts the dial", func(t *testing.T) {
 		c := newConn(t, ConnConfig{Address: "@carbon", Resolver: blockingResolver(), ConnectTimeout: time.Hour})
-		ctx, cancel := context.WithCancel(context.Background())
-		timer := time.AfterFunc(20*time.Millisecond, cancel)
-		defer timer.Stop()
-		err := c.Write(ctx, []byte("x"))
-		require.ErrorIs(t, err, context.Canceled)
-		require.NotErrorIs(t, err, metric.ErrNotConnected)
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		require.Zero(t, c.failures, "no backoff after a cancelled dial")
-	})
-	t.Run("ctx deadline", func(t *testing.T) {
-		c := newConn(t, ConnConfig{Address: "@carbon", Resolver: blockingResolver(), ConnectTimeout: time.Hour})
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		defer cancel()
-		err := c.Write(ctx, []byte("x"))
-		require.ErrorIs(t, err, context.DeadlineExceeded)
-		require.ErrorIs(t, err, metric.ErrNotConnected, "too slow is Carbon's fault")
-		require.ErrorContains(t, c.Write(context.Background(), []byte("x")), "next attempt in", "and backs off")
-	})
-	t.Run("close", func(t *testing.T) {
-		c := newConn(t, ConnConfig{Address: "@carbon", Resolver: blockingResolver(), ConnectTimeout: time.Hour})
-		timer := time.AfterFunc(20*time.Millisecond, func() { c.Close() })
-		defer timer.Stop()
+		require.NoError(t, c.Connect(context.Background()), "dialling in the background")
 		err := c.Write(context.Background(), []byte("x"))
-		require.ErrorIs(t, err, net.ErrClosed)
+		require.ErrorIs(t, err, metric.ErrNotConnected)
+		require.EqualError(t, err, "carbon-pickle: not connected, connecting")
+		closed := make(chan struct{})
+		go func() { c.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(patience):
+			t.Fatal("Close waits for the dial")
+		}
 		require.ErrorIs(t, c.Write(context.Background(), []byte("x")), net.ErrClosed)
+		require.ErrorIs(t, c.Connect(context.Background()), net.ErrClosed)
 	})
 	t.Run("connect timeout bounds the lookup", func(t *testing.T) {
 		c := newConn(t, ConnConfig{Address: "@carbon", Resolver: blockingResolver(), ConnectTimeout: 20 * time.Millisecond})
-		err := c.Write(context.Background(), []byte("x"))
+		err := connectNow(t, c)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		require.ErrorIs(t, err, metric.ErrNotConnected)
+		require.ErrorContains(t, c.Write(context.Background(), []byte("x")), "next attempt in", "and backs off")
+	})
+	t.Run("a cancelled caller does not stop the dial", func(t *testing.T) {
+		ln := listen(t)
+		c := newConn(t, ConnConfig{Address: ln.Addr().String()})
+		ctx, cancel := context.WithCancel(context.Background())
+		require.NoError(t, c.Connect(ctx))
+		cancel()
+		settle(t, c)
+		require.True(t, c.Connected())
+		require.ErrorIs(t, c.Connect(ctx), context.Canceled, "but a call with a done ctx does nothing")
 	})
 }
 
@@ -407,7 +462,8 @@ func TestConnResolver(t *testing.T) {
 	c := newConn(t, ConnConfig{Address: "@carbon-relay", Resolver: res})
 	ctx := context.Background()
 
-	require.NoError(t, c.Write(ctx, []byte("one")), "the second instance answers")
+	require.NoError(t, connectNow(t, c), "the second instance answers")
+	require.NoError(t, c.Write(ctx, []byte("one")))
 	require.Equal(t, "carbon-relay", gotService.Load())
 	peer := accept(t, ln)
 	require.Equal(t, "one", readN(t, peer, 3))
@@ -415,6 +471,7 @@ func TestConnResolver(t *testing.T) {
 
 	require.NoError(t, peer.Close())
 	require.Eventually(t, func() bool { return !c.Connected() }, patience, time.Millisecond)
+	require.NoError(t, connectNow(t, c))
 	require.NoError(t, c.Write(ctx, []byte("two")))
 	require.EqualValues(t, 2, res.calls.Load(), "looked up again on reconnect")
 	require.Equal(t, "two", readN(t, accept(t, ln), 3))
@@ -433,7 +490,7 @@ func TestConnResolver(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				res := &fakeResolver{resolve: func(context.Context, string) ([]string, error) { return tt.addrs, tt.err }}
 				c := newConn(t, ConnConfig{Address: "@carbon", Resolver: res})
-				err := c.Write(ctx, []byte("x"))
+				err := connectNow(t, c)
 				require.EqualError(t, err, tt.want)
 				require.ErrorIs(t, err, metric.ErrNotConnected)
 			})
@@ -449,7 +506,7 @@ func TestConnResolver(t *testing.T) {
 func TestConnClose(t *testing.T) {
 	ln := listen(t)
 	c := newConn(t, ConnConfig{Address: ln.Addr().String()})
-	require.NoError(t, c.Connect(context.Background()))
+	require.NoError(t, connectNow(t, c))
 	peer := accept(t, ln)
 
 	require.NoError(t, c.Close())
@@ -516,7 +573,7 @@ func TestConnLogsStateChanges(t *testing.T) {
 	failDials := func(n int) {
 		for range n {
 			clk.add(time.Second)
-			require.ErrorIs(t, c.Write(ctx, []byte("x")), syscall.ECONNREFUSED)
+			require.ErrorIs(t, connectNow(t, c), syscall.ECONNREFUSED)
 		}
 	}
 
@@ -529,6 +586,7 @@ func TestConnLogsStateChanges(t *testing.T) {
 
 	up.Store(true)
 	clk.add(time.Hour)
+	require.NoError(t, connectNow(t, c))
 	require.NoError(t, c.Write(ctx, []byte("x")))
 	peer := accept(t, ln)
 	require.Equal(t, "connected to carbon failed_attempts=11", rec.warnings()[2])
@@ -539,6 +597,7 @@ func TestConnLogsStateChanges(t *testing.T) {
 	for range 2 {
 		require.NoError(t, peer.Close())
 		require.Eventually(t, func() bool { return !c.Connected() }, patience, time.Millisecond)
+		require.NoError(t, connectNow(t, c))
 		require.NoError(t, c.Write(ctx, []byte("x")))
 		peer = accept(t, ln)
 	}
@@ -552,4 +611,64 @@ func TestConnLogsStateChanges(t *testing.T) {
 	require.NoError(t, peer.Close())
 	require.Eventually(t, func() bool { return !c.Connected() }, patience, time.Millisecond)
 	require.Equal(t, "lost connection to carbon unlogged_outages=1", rec.warnings()[5])
+}
+
+// TestConnDialsAddressesTogether: a service whose first instances drop
+// every packet costs one ConnectTimeout in all, not one per address, and a
+// healthy instance after them is found within it.
+func TestConnDialsAddressesTogether(t *testing.T) {
+	var holes []string
+	for range 6 {
+		holes = append(holes, carbontest.BlackHole(t))
+	}
+	resolving := func(addrs ...string) *fakeResolver {
+		return &fakeResolver{resolve: func(context.Context, string) ([]string, error) { return addrs, nil }}
+	}
+
+	t.Run("a healthy instance behind six black holes", func(t *testing.T) {
+		ln := listen(t)
+		const timeout = 3 * time.Second
+		c := newConn(t, ConnConfig{Address: "@carbon", Resolver: resolving(append(holes, ln.Addr().String())...), ConnectTimeout: timeout})
+		start := time.Now()
+		require.NoError(t, connectNow(t, c))
+		took := time.Since(start)
+		t.Logf("connected after %v", took)
+		require.Less(t, took, timeout, "one attempt, within connect_timeout (in turn: 6 × 3 s before even trying it)")
+		require.GreaterOrEqual(t, took, 6*dialStagger, "the holes were tried first, each given the stagger")
+		require.NoError(t, c.Write(context.Background(), []byte("hi")))
+		require.Equal(t, "hi", readN(t, accept(t, ln), 2))
+	})
+
+	t.Run("six black holes", func(t *testing.T) {
+		const timeout = 600 * time.Millisecond
+		c := newConn(t, ConnConfig{Address: "@carbon", Resolver: resolving(holes...), ConnectTimeout: timeout})
+		start := time.Now()
+		err := connectNow(t, c)
+		took := time.Since(start)
+		t.Logf("gave up after %v: %v", took, err)
+		require.ErrorIs(t, err, metric.ErrNotConnected)
+		require.ErrorContains(t, err, "i/o timeout")
+		require.GreaterOrEqual(t, took, timeout)
+		require.Less(t, took, 2*timeout, "bounded in total (in turn: 6 × 600 ms)")
+	})
+
+	t.Run("writes do not wait for the dial", func(t *testing.T) {
+		c := newConn(t, ConnConfig{Address: "@carbon", Resolver: resolving(holes...), ConnectTimeout: 2 * time.Second})
+		require.NoError(t, c.Connect(context.Background()))
+		start := time.Now()
+		for range 100 {
+			err := c.Write(context.Background(), []byte("x"))
+			require.ErrorIs(t, err, metric.ErrNotConnected)
+			require.ErrorContains(t, err, "connecting")
+		}
+		require.Less(t, time.Since(start), time.Second, "100 writes while the dial runs for 2 s")
+	})
+
+	t.Run("more addresses than stagger steps in the timeout", func(t *testing.T) {
+		ln := listen(t)
+		many := append(append(append([]string(nil), holes...), holes...), ln.Addr().String()) // 13 addresses
+		const timeout = time.Second                                                           // 4 stagger steps of 250 ms
+		c := newConn(t, ConnConfig{Address: "@carbon", Resolver: resolving(many...), ConnectTimeout: timeout})
+		require.NoError(t, connectNow(t, c), "the stagger shrinks so that the last address is tried too")
+	})
 }

@@ -54,3 +54,16 @@ func TestServerCloseDropsConnections(t *testing.T) {
 	_, err = net.DialTimeout("tcp", srv.Addr().String(), time.Second)
 	require.Error(t, err, "nothing listens after Close")
 }
+
+func TestBlackHoleHangs(t *testing.T) {
+	addr := BlackHole(t)
+	for range 3 {
+		start := time.Now()
+		c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		require.Error(t, err, "a connection got through")
+		require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond, "refused, not dropped")
+	}
+}
