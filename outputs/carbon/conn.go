@@ -388,8 +388,9 @@ func (c *Conn) startDial() {
 
 // dialStagger is how long a dial waits for an address to answer before
 // trying the next one as well: RFC 8305's recommended connection attempt
-// delay. It shrinks when the addresses would not all get an attempt
-// within ConnectTimeout.
+// delay. It shrinks when there are so many addresses that the last would
+// start later than half-way through ConnectTimeout, so that each has time
+// to answer.
 const dialStagger = 250 * time.Millisecond
 
 // dial resolves the address if it names a service and dials the
@@ -409,7 +410,7 @@ func (c *Conn) dial() (net.Conn, string, *connError) {
 		}
 		addrs = resolved
 	}
-	stagger := min(dialStagger, c.cfg.ConnectTimeout/time.Duration(len(addrs)))
+	stagger := min(dialStagger, c.cfg.ConnectTimeout/time.Duration(2*len(addrs)))
 	return c.dialAny(ctx, addrs, stagger)
 }
 
