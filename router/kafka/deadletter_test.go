@@ -96,6 +96,11 @@ func TestDeadLetterStartupChecksTheTopic(t *testing.T) {
 	d, err := NewDeadLetter(ctx, DeadLetterConfig{Brokers: b.Addr, Topic: "kpis.dead"}, testLogger(t))
 	require.NoError(t, err)
 	require.NoError(t, d.Close(time.Second))
+	// Settings may turn the log channel off; Close must not wait for it.
+	d, err = NewDeadLetter(ctx, DeadLetterConfig{Brokers: b.Addr, Topic: "kpis.dead",
+		Settings: map[string]any{"go.logs.channel.enable": false}}, testLogger(t))
+	require.NoError(t, err)
+	require.NoError(t, d.Close(time.Second))
 
 	_, err = NewDeadLetter(ctx, DeadLetterConfig{Brokers: b.Addr, Topic: "kpis.deadd"}, testLogger(t))
 	require.EqualError(t, err, `dead letter: topic "kpis.deadd" does not exist (create it, or fix dead_letter.topic)`)

@@ -20,6 +20,11 @@ func forwardLogs(logs <-chan ck.LogEvent, log *slog.Logger, done chan<- struct{}
 // per interval, with the count held back.
 func forwardLogsLimited(logs <-chan ck.LogEvent, log *slog.Logger, done chan<- struct{}, limit *ratelimit.Limiter) {
 	defer close(done)
+	if logs == nil {
+		// Settings turned go.logs.channel.enable off: librdkafka writes to
+		// stderr, and a nil channel would never close.
+		return
+	}
 	for ev := range logs {
 		lvl := slog.LevelDebug
 		switch {
