@@ -293,12 +293,12 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Res
 	var (
 		stack = mc.stack[:0]
 		marks = mc.marks[:0] // stack lengths at each MARK
-		arena = mc.arena[:0] // the items of every tuple
+		arena = mc.firstChunk() // the items of tuples, a chunk at a time (see tuple)
 		i     int
 		// stackHigh is the most values the stack has held, for its charge.
 		stackHigh int
 	)
-	defer func() { mc.stack, mc.marks, mc.arena = stack, marks, arena }()
+	defer func() { mc.stack, mc.marks = stack, marks }() // the arena's first chunk stays in mc
 	maxDepth := int32(d.cfg.MaxDepth)
 	need := func(n int) ([]byte, *pickleError) {
 		if n < 0 || len(data)-i < n {
@@ -350,11 +350,23 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Res
 		return nil
 	}
 	tuple := func(items []pval) (pval, *pickleError) {
-		// Tuples never change, so one growing arena holds them all: a
-		// tuple made before the arena moved keeps the old memory.
-		start := len(arena)
-		arena = append(arena, items...)
-		t := pval{kind: pTuple, items: arena[start:len(arena):len(arena)], depth: 1}
+		// Tuples never change, so they share chunks of arenaChunk
+		// values, each allocated once and never grown: growing one
+		// arena would leave every earlier tuple holding a copy it had
+		// outgrown, five times the arena's size in all.
+		var t pval
+		if len(items) > cap(arena)-len(arena) {
+			if len(items) > arenaChunk/4 {
+				t = pval{kind: pTuple, items: append([]pval(nil), items...), depth: 1}
+			} else {
+				arena = make([]pval, 0, arenaChunk)
+			}
+		}
+		if t.kind != pTuple {
+			start := len(arena)
+			arena = append(arena, items...)
+			t = pval{kind: pTuple, items: arena[start:len(arena):len(arena)], depth: 1}
+		}
 		for _, it := range items {
 			t.depth = max(t.depth, it.depth+1)
 		}
@@ -661,6 +673,9 @@ type pickleMachine struct {
 	memoSparse   map[uint64]pval
 }
 
+// arenaChunk is how many tuple items a chunk of the machine's arena holds.
+const arenaChunk = 1024
+
 // memoSlack is how far past twice its entries the dense memo may grow to
 // take a key: picklers number their entries 0, 1, 2..., so their keys
 // always fit.
@@ -710,6 +725,14 @@ func (m *pickleMachine) get(k uint64) (pval, bool) {
 // maxPooled bounds, in values, each of the slices a pooled machine keeps
 // for the next message: a large message's memory goes, the machine stays.
 const maxPooled = 1 << 12
+
+// firstChunk returns the machine's first arena chunk, empty.
+func (m *pickleMachine) firstChunk() []pval {
+	if cap(m.arena) < arenaChunk {
+		m.arena = make([]pval, 0, arenaChunk)
+	}
+	return m.arena[:0]
+}
 
 // release clears what refers to the message and returns m to the pool.
 // A slice that grew past maxPooled is dropped rather than cleared, so

@@ -741,6 +741,11 @@ func (d *volthaEvent) entry(b []byte, fallback float64, fallbackErr error, out *
 	src := volthaSource{meta: &meta, entry: b}
 	var buf [256]byte
 	head, missing := t.render(d.paths.Builder(buf[:0]), &src)
+	// The head is charged once for its expansion, as slice_data's is
+	// (see sliceDataEntry), and again in each metric's path.
+	if err := out.Charge(len(head.Bytes())); err != nil {
+		return err
+	}
 	reason := ""
 	switch {
 	case missing != "":

@@ -326,6 +326,7 @@ func FuzzVolthaEvent(f *testing.F) {
 		err := dec.Decode(msg, &out)
 		checkVolthaResult(t, out, err, true)
 		require.LessOrEqual(t, out.Cost(), out.Budget, "output within the budget")
+		checkBudget(t, dec, msg)
 	})
 }
 

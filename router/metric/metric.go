@@ -171,11 +171,10 @@ func (r *Result) overBudget() error {
 }
 
 // Defaults of the output budget, the config's limits.output_ratio and
-// limits.output_min. The real messages shovel serves decode into 0.3 to 3
-// times their size (path and sample overhead counted as Cost counts them:
-// the goldens under decoders/testdata, the Voltha KPI shapes and the kpi
-// publisher's messages; docs/limits.md has the table); 16 leaves five
-// times that, and a message's own key, headers and value all count. The
+// limits.output_min. The real messages shovel serves are charged 0.5 to 4
+// times their size (the goldens under decoders/testdata, the Voltha KPI
+// shapes, the kpi publisher's messages, CPython pickles; docs/limits.md
+// has the table); 16 leaves four times that. The
 // floor lets a small message with long paths through: 64 KiB is 15 samples
 // of the longest path allowed, or 1 000 of a typical one.
 const (
