@@ -234,3 +234,22 @@ func BenchmarkPickleMemoIndex(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPickleHostileTuples decodes 1 MB of `None None None TUPLE3
+// APPEND`: 210 000 tuples the list holds, each rejected as bad_shape. It
+// shows what the machine's values cost that the budget does not charge
+// (docs/limits.md, Known gaps): B/op is the figure to watch.
+func BenchmarkPickleHostileTuples(bm *testing.B) {
+	dec := newDecoder[decoders.PickleConfig](bm, "carbon-pickle", nil)
+	b := []byte{0x80, 2, ']'}
+	for len(b) < 1<<20-6 {
+		b = append(b, 'N', 'N', 'N', 0x87, 'a')
+	}
+	msg := &metric.Message{Value: append(b, '.')}
+	bm.SetBytes(int64(len(msg.Value)))
+	bm.ReportAllocs()
+	for bm.Loop() {
+		out := metric.Result{Budget: metric.DefaultOutputLimits().Budget(msg.Size())}
+		_ = dec.Decode(msg, &out)
+	}
+}

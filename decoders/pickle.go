@@ -292,7 +292,7 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Res
 	// samples' strings, not its stack, memo and tuples.
 	var (
 		stack = mc.stack[:0]
-		marks = mc.marks[:0] // stack lengths at each MARK
+		marks = mc.marks[:0]    // stack lengths at each MARK
 		arena = mc.firstChunk() // the items of tuples, a chunk at a time (see tuple)
 		i     int
 		// stackHigh is the most values the stack has held, for its charge.
