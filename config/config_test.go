@@ -10,15 +10,21 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// TestDefaultConfigIsTheOriginalShovel: the built-in default reads what
+// the original Voltha shovel read (slice KPIs on voltha.kpis) and what a
+// current VOLTHA publishes (protobuf Events on voltha.events).
 func TestDefaultConfigIsTheOriginalShovel(t *testing.T) {
 	c, err := Load("")
 	require.NoError(t, err)
 	require.NoError(t, c.Validate())
 	require.Equal(t, []string{"localhost:9092"}, c.Kafka.Brokers)
-	require.Equal(t, []string{"voltha.kpis"}, c.Kafka.Topics)
+	require.Equal(t, []string{"voltha.kpis", "voltha.events"}, c.Kafka.Topics)
 	require.Equal(t, "shovel", c.Kafka.Group)
 	require.Equal(t, "earliest", c.Kafka.Start)
-	require.Equal(t, "slice", c.Routes[0].Match.Type)
+	require.Equal(t, "voltha.events", c.Routes[0].Match.Topic)
+	require.Equal(t, "voltha-event", c.Routes[0].Decoder)
+	require.Equal(t, "slice", c.Routes[1].Match.Type)
+	require.Equal(t, "slice", c.Routes[1].Decoder)
 	require.Equal(t, "carbon-pickle", c.Outputs["graphite"].Kind)
 	require.Equal(t, "localhost:2004", c.Outputs["graphite"].Options["address"])
 	require.Equal(t, "graphite-line", c.Outputs["graphite"].Fallback)

@@ -225,7 +225,11 @@ func (d *volthaEvent) isIdentifier(name []byte) bool {
 var (
 	_ metric.Decoder      = (*volthaEvent)(nil)
 	_ metric.CheckedPaths = (*volthaEvent)(nil)
+	_ metric.MessageLimit = (*volthaEvent)(nil)
 )
+
+// MaxMessageBytes is the largest message decoded (metric.MessageLimit).
+func (d *volthaEvent) MaxMessageBytes() int { return d.cfg.MaxMessageBytes }
 
 // PathsChecked is true: every path comes out of the sanitiser and its
 // Check (FuzzVolthaEvent asserts it).
@@ -411,7 +415,10 @@ func volthaSeconds(v float64) (float64, bool) {
 	case math.IsNaN(v) || math.IsInf(v, 0) || v < 0:
 		return 0, false
 	case v >= 1e17:
-		v /= 1e9
+		// A float64 of nanoseconds is off by up to 128 ns already: to
+		// the microsecond, the division lands on the time meant
+		// (…552.25 rather than …552.2499998).
+		v = math.Round(v/1e3) / 1e6
 	case v >= 1e14:
 		v /= 1e6
 	case v >= 1e11:

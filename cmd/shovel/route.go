@@ -40,9 +40,10 @@ func newRouteCmd() *cobra.Command {
 		Use:   "route",
 		Short: "Consume Kafka and write samples to Carbon until SIGINT/SIGTERM",
 		Long: `route runs the router. With no --config it runs the built-in default
-(configs/shovel.yaml): slice messages from the topic voltha.kpis on
-localhost:9092 into Carbon pickle at localhost:2004, with Carbon plaintext at
-localhost:2003 as fallback. The flags override the file.`,
+(configs/shovel.yaml): a current VOLTHA's protobuf KPI events from the topic
+voltha.events and the JSON slice KPIs of voltha.kpis, on localhost:9092, into
+Carbon pickle at localhost:2004, with Carbon plaintext at localhost:2003 as
+fallback. The flags override the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := cmd.Flags()
