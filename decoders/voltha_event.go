@@ -228,9 +228,6 @@ var (
 	_ metric.MessageLimit = (*volthaEvent)(nil)
 )
 
-// MaxMessageBytes is the largest message decoded (metric.MessageLimit).
-func (d *volthaEvent) MaxMessageBytes() int { return d.cfg.MaxMessageBytes }
-
 // PathsChecked is true: every path comes out of the sanitiser and its
 // Check (FuzzVolthaEvent asserts it).
 func (d *volthaEvent) PathsChecked() bool { return true }
