@@ -286,3 +286,11 @@ outputs: {x: {kind: carbon-pickle, destinations: ["a:2004", "b:2004"], distribut
 	require.NoError(t, err)
 	require.EqualError(t, c.Apply(Overrides{Host: "h", Port: 2004}), "-H/--host: the config has no carbon-pickle or carbon-plaintext output to point at h")
 }
+
+func TestLogFlags(t *testing.T) {
+	c, err := Check("testdata/good.yml", Overrides{LogLevel: "DEBUG", LogFormat: "Json"})
+	require.NoError(t, err)
+	require.Equal(t, Log{Level: "debug", Format: "json"}, c.Log)
+	_, err = Check("testdata/good.yml", Overrides{LogLevel: "loud"})
+	require.EqualError(t, err, `log.level: must be debug, info, warn or error, got "loud" (set by --log-level)`)
+}

@@ -10,14 +10,16 @@ import (
 // Overrides are the original shovel's command-line flags, applied on top
 // of the file. Zero values leave the file's setting alone.
 type Overrides struct {
-	Kafka    string  // -K: bootstrap servers, or "@name"
-	Consul   string  // -c: Consul address
-	Topic    string  // -t: one topic
-	Group    string  // -g
-	Host     string  // -H: Carbon host, for the pickle and plaintext outputs
-	Port     int     // -p: Carbon pickle port
-	LinePort int     // --line-port: Carbon plaintext port
-	HTTP     *string // --http: status endpoints address ("" disables)
+	Kafka     string  // -K: bootstrap servers, or "@name"
+	Consul    string  // -c: Consul address
+	Topic     string  // -t: one topic
+	Group     string  // -g
+	Host      string  // -H: Carbon host, for the pickle and plaintext outputs
+	Port      int     // -p: Carbon pickle port
+	LinePort  int     // --line-port: Carbon plaintext port
+	HTTP      *string // --http: status endpoints address ("" disables)
+	LogLevel  string  // --log-level
+	LogFormat string  // --log-format
 }
 
 // Output kinds the Carbon flags apply to.
@@ -50,6 +52,18 @@ func (c *Config) Apply(o Overrides) error {
 	}
 	if o.HTTP != nil {
 		c.HTTP.Address = *o.HTTP
+	}
+	for _, f := range []struct {
+		val, flag, key string
+		into           *string
+	}{{o.LogLevel, "--log-level", "log.level", &c.Log.Level}, {o.LogFormat, "--log-format", "log.format", &c.Log.Format}} {
+		if f.val != "" {
+			*f.into = strings.ToLower(f.val)
+			if c.env == nil {
+				c.env = map[string]string{}
+			}
+			c.env[f.key] = f.flag // a problem with the value names the flag
+		}
 	}
 	for flag, port := range map[string]int{"-p/--port": o.Port, "--line-port": o.LinePort} {
 		if port != 0 && (port < 1 || port > 65535) {

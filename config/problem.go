@@ -14,7 +14,8 @@ type Problem struct {
 	// file: outputs.graphite.address, routes[0].decoder. Empty when the
 	// problem is the file as a whole.
 	Key string
-	// Env is the SHOVEL_* variable that set the key, when one did.
+	// Env is the SHOVEL_* variable that set the key, when one did, or the
+	// command-line flag (starting with "-") that overrode it.
 	Env string
 	Msg string
 	// fromDecode marks type errors and unknown keys, found while decoding.
@@ -29,7 +30,10 @@ func (p *Problem) Error() string {
 	}
 	b.WriteString(p.Msg)
 	if p.Env != "" {
-		b.WriteString(" (set by $")
+		b.WriteString(" (set by ")
+		if !strings.HasPrefix(p.Env, "-") {
+			b.WriteString("$")
+		}
 		b.WriteString(p.Env)
 		b.WriteString(")")
 	}

@@ -49,10 +49,10 @@ func TestDecodeJSONExampleConfig(t *testing.T) {
 voltha.onu.onu-17.uni-1.rx_bytes 1234 1700000000.123
 voltha.onu.onu-17.uni-1.link_up 1 1700000000.123
 `, stdout)
-	require.Equal(t, `route routes[0] (message 1): decoder onu-stats, 3 samples to graphite
-route routes[1] (message 2): decoder slice, 0 samples to graphite
+	require.Equal(t, `route onu (message 1): decoder onu-stats, 3 samples to graphite
+route slices (message 2): decoder slice, 0 samples to graphite
 reject ts_out_of_window "voltha.simulated_olt.eecd8f5327bc.cpu_util" (message 2)
-route routes[0] (message 3): decoder onu-stats, 0 samples to graphite
+route onu (message 3): decoder onu-stats, 0 samples to graphite
 reject missing_field "voltha.onu.a_b_evil_1_2.p.optics.rx_power_dbm" (message 3)
 reject not_finite "voltha.onu.a_b_evil_1_2.p.x" (message 3)
 reject no_route (message 4): no route matches

@@ -83,6 +83,8 @@ fallback. The flags override the file.`,
 	f.IntVarP(&o.Port, "port", "p", 0, "Carbon pickle port (2004 in the default config)")
 	f.IntVar(&o.LinePort, "line-port", 2003, "Carbon plaintext (fallback) port")
 	f.StringVar(&httpAddr, "http", config.DefaultHTTPAddress, `address of /metrics, /healthz and /readyz ("" disables them)`)
+	f.StringVar(&o.LogLevel, "log-level", "", "debug, info, warn or error (overrides log.level)")
+	f.StringVar(&o.LogFormat, "log-format", "", "text or json (overrides log.format)")
 	// For make bench and for profiling a deployment's workload: the profile
 	// covers the whole run and is written at a clean exit.
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
