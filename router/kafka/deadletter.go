@@ -242,6 +242,9 @@ func (d *DeadLetterWriter) checkTopic(ctx context.Context) error {
 }
 
 // letter is one dead letter on its way, the opaque of its produced message.
+// Its km shares the source message's key, value and headers (librdkafka
+// copies them at each Produce): a retry produces them again, so the source
+// message must stay untouched until done is called.
 type letter struct {
 	km        *ck.Message
 	src       *metric.Message
