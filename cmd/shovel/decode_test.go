@@ -96,20 +96,20 @@ dead_letter: {topic: shovel.dead}
 			args:   []string{"--now", "1480000100"},
 			stdin:  "{\"type\":\"slice\",\n \"ts\":1480000000,\n \"data\":{\"voltha.internal.abc\":{\"deferreds\":12}}}\n",
 			stdout: "voltha.internal.abc.deferreds 12 1480000000\n",
-			stderr: "route routes[0]: decoder slice, 1 samples to graphite\n",
+			stderr: "route slices: decoder slice, 1 samples to graphite\n",
 		},
 		{
 			name:   "two pretty-printed documents are two messages",
 			args:   []string{"--now", "1480000100"},
 			stdin:  "{\n  \"type\": \"slice\",\n  \"ts\": 1480000000,\n  \"data\": {\"a\": {\"b\": 1}}\n}\n{\n  \"type\": \"slice\",\n  \"ts\": 1480000001,\n  \"data\": {\"a\": {\"b\": 2}}\n}\n",
 			stdout: "a.b 1 1480000000\na.b 2 1480000001\n",
-			stderr: "route routes[0] (message 1): decoder slice, 1 samples to graphite\nroute routes[0] (message 2): decoder slice, 1 samples to graphite\n",
+			stderr: "route slices (message 1): decoder slice, 1 samples to graphite\nroute slices (message 2): decoder slice, 1 samples to graphite\n",
 		},
 		{
 			name:   "the time window, as the router holds it",
 			stdin:  `{"type":"slice","ts":1480000000,"data":{"a":{"b":1}}}`,
 			code:   exitRuntime,
-			stderr: "route routes[0]: decoder slice, 0 samples to graphite\nreject ts_out_of_window \"a.b\"\nshovel: decode: 0 of 1 messages and 1 samples rejected\n",
+			stderr: "route slices: decoder slice, 0 samples to graphite\nreject ts_out_of_window \"a.b\"\nshovel: decode: 0 of 1 messages and 1 samples rejected\n",
 		},
 		{
 			name:   "the route's rules, its outputs, and routing by header",
@@ -137,7 +137,7 @@ dead_letter: {topic: shovel.dead}
 			args:   []string{"--type", "slice", "--now", "1534440800"},
 			stdin:  `{"ts":1534440704.0,"slice_data":[{"metadata":{"title":"Ethernet","device_id":"000115929ed71696","context":{"port_no":"1"}},"metrics":{"tx_packets":16.0}}]}`,
 			stdout: "voltha.000115929ed71696.Ethernet.1.tx_packets 16 1534440704\n",
-			stderr: "route routes[0]: decoder slice, 1 samples to graphite\n",
+			stderr: "route slices: decoder slice, 1 samples to graphite\n",
 		},
 		{
 			name:   "plaintext is one message",
@@ -197,7 +197,7 @@ func TestDecodeFileArgument(t *testing.T) {
 	var out, errOut bytes.Buffer
 	require.Equal(t, exitOK, run(context.Background(), []string{"decode", "--now", "10", file}, &out, &errOut))
 	require.Equal(t, "o.m 1 5\n", out.String())
-	require.Equal(t, "route routes[0]: decoder slice, 1 samples to graphite\n", errOut.String())
+	require.Equal(t, "route slices: decoder slice, 1 samples to graphite\n", errOut.String())
 
 	out.Reset()
 	require.Equal(t, exitUsage, run(context.Background(), []string{"decode", file + ".missing"}, &out, &out))
