@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/shovel-metrics/shovel/router/metric"
 )
 
 // The consistent hashes below place a metric on the same node as the relay
@@ -21,6 +23,14 @@ import (
 // preference do the nodes hold a metric? The first replication_factor
 // distinct nodes are where the relays send it; the rest is the order in
 // which on_down: next falls through.
+//
+// Every ring hashes a name in carbon's normalized form (metric.Normalize:
+// Graphite tags sorted, the name's leading '~'s dropped), as carbon-relay
+// does with TAG_RELAY_NORMALIZED: a tagged series is one series whatever
+// the order its producer wrote its tags in, and carbon-cache stores it
+// under that form. A name carbon cannot normalize is hashed as it is, as
+// carbon-relay does. Names without ';' or a leading '~' (nearly all) are
+// hashed as they are, without another look.
 
 // ringReplicas is how many points each node gets on a carbon_ch or
 // fnv1a_ch ring: hard-wired to 100 in both carbon and carbon-c-relay.
@@ -61,7 +71,7 @@ type pointRing struct {
 }
 
 func (r *pointRing) appendOrder(dst []int, path string, count int) []int {
-	r.key = append(r.key[:0], path...)
+	r.key = appendRingKey(r.key[:0], path)
 	pos := r.hash(r.key)
 	i, _ := slices.BinarySearchFunc(r.entries, pos, func(e ringEntry, p uint32) int {
 		switch {
@@ -197,6 +207,7 @@ func newFNV1aRing(nodes []RingNode) *pointRing {
 type jumpRing struct {
 	buckets []int // node indexes in bucket order
 	scratch []int
+	key     []byte // reused for the normalized name; the caller serialises lookups
 }
 
 // newJumpRing orders the buckets as carbon-c-relay's entrycmp_jump_fnv1a:
@@ -242,7 +253,8 @@ func cmpInt64(a, b int64) int {
 // jump hash's bucket; for each further one the hash is stirred with
 // xorshift and the chosen bucket is replaced by the last one.
 func (r *jumpRing) appendOrder(dst []int, path string, count int) []int {
-	h := fnv1a64(path)
+	r.key = appendRingKey(r.key[:0], path)
+	h := fnv1a64(r.key)
 	left := copy(r.scratch, r.buckets)
 	for left > 0 && count > 0 {
 		j := jumpBucket(h, left)
@@ -260,7 +272,7 @@ func (r *jumpRing) appendOrder(dst []int, path string, count int) []int {
 
 // fnv1a64 is carbon-c-relay's fnv1a_64 macro, with the same sign extension
 // of bytes from 0x80 up as fnv1a32.
-func fnv1a64(s string) uint64 {
+func fnv1a64(s []byte) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {
 		h = (h ^ uint64(int64(int8(s[i])))) * 1099511628211
@@ -278,6 +290,18 @@ func jumpBucket(key uint64, buckets int) int {
 		j = int64(float64(b+1) * (float64(int64(1)<<31) / float64((key>>33)+1)))
 	}
 	return int(b)
+}
+
+// appendRingKey appends what the rings hash for path: its carbon
+// normalized form, or path itself when carbon could not normalize it.
+func appendRingKey(dst []byte, path string) []byte {
+	if path == "" || path[0] != '~' && strings.IndexByte(path, ';') < 0 {
+		return append(dst, path...)
+	}
+	if n, err := metric.AppendNormalized(dst, path); err == nil {
+		return n
+	}
+	return append(dst, path...)
 }
 
 // newRing builds the ring for a hashing distribution.

@@ -290,12 +290,9 @@ func TestCarbonRingMatchesPython(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs python3")
 	}
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("no python3")
-	}
-	if exec.Command(py, "-c", "import carbon.hashing").Run() != nil {
-		t.Skip("python3 cannot import carbon.hashing (apt-get install graphite-carbon)")
+	py := carbonPython()
+	if py == "" {
+		t.Skip("no python3 that imports carbon.hashing (apt-get install graphite-carbon)")
 	}
 	paths := append([]string(nil), vectorPaths...)
 	for i := range 500 {

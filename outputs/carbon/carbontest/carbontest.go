@@ -15,6 +15,8 @@ package carbontest
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +33,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shovel-metrics/shovel/router/metric"
 )
 
 const (
@@ -57,6 +61,17 @@ type options struct {
 	retention    string
 	settings     [][2]string
 	startTimeout time.Duration
+	tagDB        bool
+}
+
+// WithTagDB turns carbon's tags on (ENABLE_TAGS) and points its tag
+// database client (GRAPHITE_URL, graphite-web's /tags/tagMultiSeries,
+// which carbon POSTs every new series to) at a server of the test's own
+// that records the series: see TagDB. Carbon stores tagged series
+// whether or not tags are on; this shows the series as graphite-web's
+// tag index would get them.
+func WithTagDB() Option {
+	return func(o *options) { o.tagDB = true }
 }
 
 // WithRetention sets the retentions of the catch-all storage schema, in
@@ -103,6 +118,8 @@ type Carbon struct {
 
 	mu   sync.Mutex
 	proc *process // nil while stopped
+
+	tagDB *tagDB // nil without WithTagDB
 }
 
 // process is one run of carbon-cache.
@@ -154,6 +171,9 @@ func Start(t testing.TB, opts ...Option) *Carbon {
 		whisperDir: filepath.Join(dir, "storage", "whisper"),
 		opts:       o,
 		span:       archives[0].span(),
+	}
+	if o.tagDB {
+		c.tagDB = startTagDB(t)
 	}
 	// carbon-cache reads storage-schemas.conf and storage-aggregation.conf
 	// from the directory of the --config file.
@@ -213,8 +233,20 @@ func (c *Carbon) LineAddr() string { return hostPort(c.linePort) }
 // PickleAddr is the pickle receiver, "127.0.0.1:port".
 func (c *Carbon) PickleAddr() string { return hostPort(c.picklePort) }
 
-// WhisperFile is where carbon keeps the points of a dotted metric path.
+// WhisperFile is where carbon keeps the points of a metric name: for a
+// dotted path, its segments as directories; for a Graphite tagged name,
+// what carbon's TaggedSeries.encode gives with TAG_HASH_FILENAMES (its
+// default): _tagged/abc/def/<sha256 of the name>.wsp, the digest of the
+// normalized name, since carbon-cache normalizes every name it receives.
 func (c *Carbon) WhisperFile(path string) string {
+	if metric.IsTagged(path) {
+		if n, err := metric.Normalize(path); err == nil {
+			path = n
+		}
+		sum := sha256.Sum256([]byte(path))
+		h := hex.EncodeToString(sum[:])
+		return filepath.Join(c.whisperDir, "_tagged", h[:3], h[3:6], h+".wsp")
+	}
 	return filepath.Join(c.whisperDir, filepath.FromSlash(strings.ReplaceAll(path, ".", "/"))+".wsp")
 }
 
@@ -511,8 +543,14 @@ func (c *Carbon) writeConf() error {
 	set("ENABLE_AMQP", "False")
 	set("ENABLE_MANHOLE", "False")
 	// With tags on, carbon POSTs every new metric to GRAPHITE_URL
-	// (http://127.0.0.1:80) for the tag database.
-	set("ENABLE_TAGS", "False")
+	// (http://127.0.0.1:80) for the tag database: WithTagDB's server.
+	if c.tagDB != nil {
+		set("ENABLE_TAGS", "True")
+		set("GRAPHITE_URL", c.tagDB.url)
+		set("TAG_UPDATE_INTERVAL", 1)
+	} else {
+		set("ENABLE_TAGS", "False")
+	}
 	// No carbon.agents.* self-metrics among the test's files.
 	set("CARBON_METRIC_INTERVAL", 0)
 

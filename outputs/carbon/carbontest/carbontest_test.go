@@ -2,6 +2,7 @@ package carbontest
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -274,4 +275,33 @@ func TestPortClash(t *testing.T) {
 	b.WaitFor(t, "shovel.carbontest.clash", 1, waitTimeout)
 	_, err := a.Fetch("shovel.carbontest.clash", time.Unix(recent()-60, 0), time.Now())
 	require.ErrorIs(t, err, fs.ErrNotExist)
+}
+
+// TestWhisperFileOfTaggedNames: WhisperFile finds a tagged series where
+// carbon's TaggedSeries.encode puts it (hash file names, carbon's
+// default), for every name of router/metric's carbon vectors, whatever
+// the order of its tags.
+func TestWhisperFileOfTaggedNames(t *testing.T) {
+	b, err := os.ReadFile("../../../router/metric/testdata/carbon_tags.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vs []struct{ In, Out, File, Error string }
+	if err := json.Unmarshal(b, &vs); err != nil {
+		t.Fatal(err)
+	}
+	c := &Carbon{whisperDir: "/w"}
+	n := 0
+	for _, v := range vs {
+		if v.Error != "" || !strings.Contains(v.Out, ";") || strings.HasSuffix(v.In, `"}`) {
+			continue
+		}
+		n++
+		if got, want := c.WhisperFile(v.In), "/w/"+v.File+".wsp"; got != want {
+			t.Errorf("WhisperFile(%q) = %s, carbon: %s", v.In, got, want)
+		}
+	}
+	if n < 50 {
+		t.Fatalf("only %d tagged vectors", n)
+	}
 }

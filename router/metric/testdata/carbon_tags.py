@@ -19,5 +19,4 @@ for name in json.load(sys.stdin):
         out.append({"in": name, "error": str(err)})
         continue
     out.append({"in": name, "out": path, "file": TaggedSeries.encode(path, "/", hash_only=True)})
-json.dump(out, sys.stdout, indent=1, ensure_ascii=False)
-print()
+print("[\n" + ",\n".join(json.dumps(o, ensure_ascii=False) for o in out) + "\n]")
