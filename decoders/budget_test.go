@@ -214,12 +214,14 @@ func TestPickleMemoIndexIsFree(t *testing.T) {
 	require.LessOrEqual(t, allocs, 4.0, "the machine is pooled: a list, the sparse memo and its entry")
 	// Every key of LONG_BINPUT's range, in order: still one entry each.
 	big := []byte{0x80, 0x02, 0x5d}
+	puts := 0
 	for k := uint32(0); k < 1<<32-1 && len(big) < 1<<20; k = k*2 + 1 {
 		big = binary.LittleEndian.AppendUint32(append(big, 'r'), k)
+		puts++
 	}
 	out.Reset()
 	require.NoError(t, dec.Decode(&metric.Message{Value: append(big, '.')}, &out))
-	require.Less(t, out.Spent(), 40*16, "one memo entry charged per PUT")
+	require.LessOrEqual(t, out.Spent(), puts*24, "one memo entry (a 24-byte value) charged per PUT")
 }
 
 func BenchmarkPickleMemoIndex(b *testing.B) {

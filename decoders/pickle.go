@@ -42,6 +42,11 @@ type PickleConfig struct {
 	Sanitize PathConfig `mapstructure:"sanitize"`
 }
 
+// maxPickleBytes bounds max_message_bytes: the machine indexes the
+// message with int32 offsets (see pval), and Kafka's own limits are far
+// below it.
+const maxPickleBytes = 1 << 30
+
 // DefaultPickleConfig returns the carbon-pickle decoder's defaults.
 func DefaultPickleConfig() PickleConfig {
 	return PickleConfig{MaxMessageBytes: 1 << 20, MaxDepth: 16, Values: DefaultValueConfig(), Sanitize: DefaultPathConfig()}
@@ -49,8 +54,8 @@ func DefaultPickleConfig() PickleConfig {
 
 // Validate checks the config, naming the offending key.
 func (c PickleConfig) Validate() error {
-	if c.MaxMessageBytes <= 0 {
-		return fmt.Errorf("max_message_bytes must be positive, got %d", c.MaxMessageBytes)
+	if c.MaxMessageBytes <= 0 || c.MaxMessageBytes > maxPickleBytes {
+		return fmt.Errorf("max_message_bytes must be between 1 and %d, got %d", maxPickleBytes, c.MaxMessageBytes)
 	}
 	if c.MaxDepth < 3 || c.MaxDepth > 10000 {
 		return fmt.Errorf("max_depth must be between 3 and 10000, got %d", c.MaxDepth)
@@ -111,19 +116,26 @@ const (
 	pMark // a MARK on the stack
 )
 
-// pval is one value of the machine. Strings alias the message or a
-// scratch copy; lists are shared by pointer, as in Python, so that the memo
-// and APPEND see the same list.
+// pval is one value of the machine: 24 bytes and no pointers, so that
+// the stack, the memo and the tuples cost little and the garbage collector
+// never scans them. Strings, tuples and lists are indexes into the
+// machine (see pickleMachine.str, items and list): a string into the
+// message or, once unescaped, into the machine's text; a tuple into its
+// arena; a list into its lists, so that the memo and APPEND see the same
+// list, as in Python.
 type pval struct {
 	kind  pkind
-	depth int32
-	b     bool
-	i     int64
-	f     float64
-	s     []byte
-	items []pval // tuple
-	list  *plist // list
+	b     bool  // pBool
+	text  bool  // pString: off indexes pickleMachine.text, not the message
+	depth int32 // nesting, for max_depth
+	num   uint64
+	off   int32 // pString: start; pTuple: start in the arena; pList: index in lists
+	n     int32 // pString, pTuple: length
 }
+
+// intVal and floatVal are numbers as a pval holds them.
+func intVal(n int64) pval     { return pval{kind: pInt, num: uint64(n)} }
+func floatVal(f float64) pval { return pval{kind: pFloat, num: math.Float64bits(f)} }
 
 type plist struct {
 	items []pval
@@ -170,16 +182,16 @@ func (d *pickleDecoder) Decode(msg *metric.Message, out *metric.Result) (err err
 	var items []pval
 	switch top.kind {
 	case pList:
-		items = top.list.items
+		items = mc.list(&top).items
 	case pTuple:
-		items = top.items
+		items = mc.items(&top)
 	default:
 		return metric.Rejectf(metric.ReasonBadShape, "pickle holds a %s, want a list", top.kind)
 	}
 	for i := range items {
 		// An element referenced many times through the memo is as many
 		// samples: the budget stops that at the first one past it.
-		if err := d.sample(out, &items[i]); err != nil {
+		if err := d.sample(out, mc, &items[i]); err != nil {
 			out.Samples, out.Rejected = out.Samples[:nSamples], out.Rejected[:nRejected]
 			return err
 		}
@@ -189,30 +201,35 @@ func (d *pickleDecoder) Decode(msg *metric.Message, out *metric.Result) (err err
 
 // sample turns one (path, (ts, value)) element into a sample or a
 // rejection; the error is the budget's, once passed.
-func (d *pickleDecoder) sample(out *metric.Result, e *pval) error {
-	if e.kind != pTuple || len(e.items) != 2 || e.items[0].kind != pString ||
-		e.items[1].kind != pTuple || len(e.items[1].items) != 2 {
+func (d *pickleDecoder) sample(out *metric.Result, mc *pickleMachine, e *pval) error {
+	var pair, tv []pval
+	if e.kind == pTuple {
+		pair = mc.items(e)
+	}
+	if len(pair) == 2 && pair[1].kind == pTuple {
+		tv = mc.items(&pair[1])
+	}
+	if len(pair) != 2 || pair[0].kind != pString || len(tv) != 2 {
 		var b PathBuilder
-		if e.kind == pTuple && len(e.items) > 0 && e.items[0].kind == pString {
+		if len(pair) > 0 && pair[0].kind == pString {
 			var buf [256]byte
-			b = d.paths.Builder(buf[:0]).Write(e.items[0].s)
+			b = d.paths.Builder(buf[:0]).Write(mc.str(&pair[0]))
 		}
 		return reject(out, b, metric.ReasonBadShape)
 	}
 	var buf [256]byte
-	b, tags := d.paths.Builder(buf[:0]).WriteName(e.items[0].s, out)
+	b, tags := d.paths.Builder(buf[:0]).WriteName(mc.str(&pair[0]), out)
 	if reason := b.Check(); reason != "" {
 		return reject(out, b, reason)
 	}
-	tv := e.items[1].items
-	ts, reason := d.number(&tv[0], ValueConfig{NumericStrings: d.cfg.Values.NumericStrings})
+	ts, reason := d.number(mc, &tv[0], ValueConfig{NumericStrings: d.cfg.Values.NumericStrings})
 	if reason == "" && ts < 0 {
 		reason = metric.ReasonBadTimestamp
 	}
 	if reason != "" {
 		return reject(out, b, metric.ReasonBadTimestamp)
 	}
-	v, reason := d.number(&tv[1], d.cfg.Values)
+	v, reason := d.number(mc, &tv[1], d.cfg.Values)
 	if reason != "" {
 		return reject(out, b, reason)
 	}
@@ -223,19 +240,19 @@ func (d *pickleDecoder) sample(out *metric.Result, e *pval) error {
 	return recordRepairs(out, tags, path)
 }
 
-func (d *pickleDecoder) number(v *pval, policy ValueConfig) (float64, string) {
+func (d *pickleDecoder) number(mc *pickleMachine, v *pval, policy ValueConfig) (float64, string) {
 	switch v.kind {
 	case pInt:
-		return float64(v.i), ""
+		return float64(int64(v.num)), ""
 	case pFloat:
-		return finiteValue(v.f)
+		return finiteValue(math.Float64frombits(v.num))
 	case pBool:
 		return policy.BoolValue(v.b)
 	case pNone:
 		return 0, ReasonNull
 	case pString:
 		if policy.NumericStrings {
-			return NumberText(v.s)
+			return NumberText(mc.str(v))
 		}
 	}
 	return 0, metric.ReasonNotANumber
@@ -248,38 +265,34 @@ func (k pkind) String() string {
 // overBudget stops the machine once its charges pass out's budget.
 var overBudget = &pickleError{reason: metric.ReasonOverBudget}
 
-// What the machine charges the output budget, besides the samples:
+// What the machine charges the output budget, besides the samples: every
+// value it holds, pvalSize (24 bytes) each, whether on the stack (past
+// stackFree values: Python's pickler appends in batches of 1 000), in the
+// memo, in a tuple or in a list. A pickle of a million pushes, tuples or
+// appends cannot hold them for free.
 //
-//   - A memo reference (GET) is how a pickle multiplies itself: two bytes
-//     of input that stand for a whole value, as often as the pickle likes
-//     (a 1 MB pickle can name one 4 KB path 500 000 times). Each is
-//     charged a value's size and the path it would become (refCost), so a
-//     multiplying pickle stops at the reference past its budget, before
-//     it builds the list that holds them.
-//   - A memo entry is charged memoEntryCost. The entries cannot outnumber
-//     the PUT opcodes (see put), so this is for the index, not the value,
-//     which the stack or a tuple holds already.
-//   - The stack, past stackFree values (Python's pickler batches appends
-//     by 1 000), is charged pvalSize a value: a pickle of a million pushes
-//     cannot hold a million values for free.
-//
-// Tuples and lists are not charged: their items come off the stack, one
-// opcode of input each. Real pickles cost 2 to 5 times their size in all
+// A memo reference (GET) is also how a pickle multiplies itself: two bytes
+// of input that stand for a whole value, as often as the pickle likes (a
+// 1 MB pickle can name one 4 KB path 500 000 times). Each is charged the
+// path it would become besides (refCost), so a multiplying pickle stops at
+// the reference past its budget, before it builds the list that holds
+// them. Real pickles are charged 2 to 11 times their size in all
 // (docs/limits.md).
 const (
-	pvalSize      = int(unsafe.Sizeof(pval{}))
-	memoEntryCost = 16
-	stackFree     = 1024
+	pvalSize  = int(unsafe.Sizeof(pval{}))
+	stackFree = 1024
 )
 
 // refCost is what a memo reference to v is charged: a value, and the path
 // of the sample it would become.
-func refCost(v *pval) int {
-	switch {
-	case v.kind == pString:
-		return pvalSize + len(v.s)
-	case v.kind == pTuple && len(v.items) > 0 && v.items[0].kind == pString:
-		return pvalSize + len(v.items[0].s)
+func (m *pickleMachine) refCost(v *pval) int {
+	switch v.kind {
+	case pString:
+		return pvalSize + int(v.n)
+	case pTuple:
+		if it := m.items(v); len(it) > 0 && it[0].kind == pString {
+			return pvalSize + int(it[0].n)
+		}
 	}
 	return pvalSize
 }
@@ -290,15 +303,15 @@ func refCost(v *pval) int {
 func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Result) (pval, *pickleError) {
 	// The machine's memory is pooled: a message costs its lists and its
 	// samples' strings, not its stack, memo and tuples.
+	mc.data = data
 	var (
 		stack = mc.stack[:0]
-		marks = mc.marks[:0]    // stack lengths at each MARK
-		arena = mc.firstChunk() // the items of tuples, a chunk at a time (see tuple)
+		marks = mc.marks[:0] // stack lengths at each MARK
 		i     int
 		// stackHigh is the most values the stack has held, for its charge.
 		stackHigh int
 	)
-	defer func() { mc.stack, mc.marks = stack, marks }() // the arena's first chunk stays in mc
+	defer func() { mc.stack, mc.marks = stack, marks }()
 	maxDepth := int32(d.cfg.MaxDepth)
 	need := func(n int) ([]byte, *pickleError) {
 		if n < 0 || len(data)-i < n {
@@ -350,27 +363,28 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Res
 		return nil
 	}
 	tuple := func(items []pval) (pval, *pickleError) {
-		// Tuples never change, so they share chunks of arenaChunk
-		// values, each allocated once and never grown: growing one
-		// arena would leave every earlier tuple holding a copy it had
-		// outgrown, five times the arena's size in all.
-		var t pval
-		if len(items) > cap(arena)-len(arena) {
-			if len(items) > arenaChunk/4 {
-				t = pval{kind: pTuple, items: append([]pval(nil), items...), depth: 1}
-			} else {
-				arena = make([]pval, 0, arenaChunk)
-			}
+		if out.Charge(len(items)*pvalSize) != nil {
+			return pval{}, overBudget
 		}
-		if t.kind != pTuple {
-			start := len(arena)
-			arena = append(arena, items...)
-			t = pval{kind: pTuple, items: arena[start:len(arena):len(arena)], depth: 1}
-		}
+		// Tuples never change, so one arena holds them all, each a
+		// range of it: the arena may move as it grows.
+		t := pval{kind: pTuple, off: int32(len(mc.arena)), n: int32(len(items)), depth: 1}
+		mc.arena = append(grow(mc.arena, len(items)), items...)
 		for _, it := range items {
 			t.depth = max(t.depth, it.depth+1)
 		}
 		return t, nil
+	}
+	newList := func(items []pval) (pval, *pickleError) {
+		if out.Charge(len(items)*pvalSize) != nil {
+			return pval{}, overBudget
+		}
+		l := mc.newList()
+		l.items = append(grow(l.items, len(items)), items...)
+		for _, it := range items {
+			l.depth = max(l.depth, it.depth+1)
+		}
+		return pval{kind: pList, off: int32(len(mc.lists) - 1), depth: l.depth}, nil
 	}
 	appendTo := func(items []pval) *pickleError {
 		l, err := pop()
@@ -380,21 +394,25 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Res
 		if l.kind != pList {
 			return pickleFail(ReasonInvalidPickle, "append to a %s at offset %d", l.kind, i-1)
 		}
+		if out.Charge(len(items)*pvalSize) != nil {
+			return overBudget
+		}
+		list := mc.list(&l)
 		for _, it := range items {
 			if it.depth+1 > maxDepth {
 				return pickleFail(ReasonTooDeep, "")
 			}
-			l.list.depth = max(l.list.depth, it.depth+1)
+			list.depth = max(list.depth, it.depth+1)
 		}
-		l.list.items = append(l.list.items, items...)
-		l.depth = l.list.depth
+		list.items = append(grow(list.items, len(items)), items...)
+		l.depth = list.depth
 		return push(l)
 	}
 	memoPut := func(k uint64) *pickleError {
 		if len(stack) == 0 {
 			return pickleFail(ReasonInvalidPickle, "memo put on an empty stack at offset %d", i-1)
 		}
-		if mc.put(k, stack[len(stack)-1]) && out.Charge(memoEntryCost) != nil {
+		if mc.put(k, stack[len(stack)-1]) && out.Charge(pvalSize) != nil {
 			return overBudget
 		}
 		return nil
@@ -404,12 +422,21 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Res
 		if !ok {
 			return pickleFail(ReasonInvalidPickle, "memo key %d missing at offset %d", k, i-1)
 		}
-		if out.Charge(refCost(&v)) != nil {
+		if out.Charge(mc.refCost(&v)) != nil {
 			return overBudget
 		}
 		return push(v)
 	}
-	str := func(s []byte) *pickleError { return push(pval{kind: pString, s: s}) }
+	str := func(s []byte) *pickleError {
+		v := pval{kind: pString, n: int32(len(s))}
+		if off, ok := offset(data, s); ok {
+			v.off = off
+		} else if len(s) > 0 { // unescaped: a copy, kept with the machine
+			v.text, v.off = true, int32(len(mc.text))
+			mc.text = append(mc.text, s...)
+		}
+		return push(v)
+	}
 
 	for i < len(data) {
 		op := data[i]
@@ -440,13 +467,16 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Res
 			}
 			marks = append(marks, len(stack))
 		case ']': // EMPTY_LIST
-			err = push(pval{kind: pList, list: &plist{depth: 1}, depth: 1})
+			var l pval
+			if l, err = newList(nil); err == nil {
+				err = push(l)
+			}
 		case 'l': // LIST
 			var items []pval
 			if items, err = popMark(); err == nil {
-				var t pval
-				if t, err = tuple(items); err == nil {
-					err = push(pval{kind: pList, list: &plist{items: t.items, depth: t.depth}, depth: t.depth})
+				var l pval
+				if l, err = newList(items); err == nil {
+					err = push(l)
 				}
 			}
 		case 'a': // APPEND
@@ -505,25 +535,25 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Res
 						err = pickleFail(ReasonInvalidPickle, "bad INT at offset %d", i)
 						break
 					}
-					err = push(pval{kind: pFloat, f: f})
+					err = push(floatVal(f))
 					break
 				}
-				err = push(pval{kind: pInt, i: n})
+				err = push(intVal(n))
 			}
 		case 'J': // BININT
 			var b []byte
 			if b, err = need(4); err == nil {
-				err = push(pval{kind: pInt, i: int64(int32(binary.LittleEndian.Uint32(b)))})
+				err = push(intVal(int64(int32(binary.LittleEndian.Uint32(b)))))
 			}
 		case 'K': // BININT1
 			var b []byte
 			if b, err = need(1); err == nil {
-				err = push(pval{kind: pInt, i: int64(b[0])})
+				err = push(intVal(int64(b[0])))
 			}
 		case 'M': // BININT2
 			var b []byte
 			if b, err = need(2); err == nil {
-				err = push(pval{kind: pInt, i: int64(binary.LittleEndian.Uint16(b))})
+				err = push(intVal(int64(binary.LittleEndian.Uint16(b))))
 			}
 		case 'L': // LONG: decimal, with Python 2's L suffix
 			var b []byte
@@ -538,7 +568,7 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Res
 				break
 			}
 			f, _ := strconv.ParseFloat(string(b), 64) // may be ±Inf: a number, not finite
-			err = push(pval{kind: pFloat, f: f})
+			err = push(floatVal(f))
 		case 0x8a, 0x8b: // LONG1, LONG4: little-endian two's complement
 			var b []byte
 			size := 1
@@ -553,7 +583,7 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Res
 				n = int(binary.LittleEndian.Uint32(b))
 			}
 			if b, err = need(n); err == nil {
-				err = push(pval{kind: pFloat, f: longValue(b)})
+				err = push(floatVal(longValue(b)))
 			}
 		case 'F': // FLOAT
 			var b []byte
@@ -565,11 +595,11 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Res
 				err = pickleFail(ReasonInvalidPickle, "bad FLOAT at offset %d", i)
 				break
 			}
-			err = push(pval{kind: pFloat, f: f})
+			err = push(floatVal(f))
 		case 'G': // BINFLOAT
 			var b []byte
 			if b, err = need(8); err == nil {
-				err = push(pval{kind: pFloat, f: math.Float64frombits(binary.BigEndian.Uint64(b))})
+				err = push(floatVal(math.Float64frombits(binary.BigEndian.Uint64(b))))
 			}
 		case 'S': // STRING: a Python 2 repr
 			var b []byte
@@ -665,16 +695,44 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Res
 
 // pickleMachine is the reusable memory of one unpickle call.
 type pickleMachine struct {
+	data         []byte // the message, while it is decoded
 	stack, arena []pval
 	marks        []int
 	memo         []pval // the keys picklers write: 0, 1, 2... (see put)
 	memoSet      []bool
 	memoLen      int // entries in the memo, for MEMOIZE
 	memoSparse   map[uint64]pval
+	text         []byte  // strings unescaped out of the message
+	lists        []plist // every list of the message
 }
 
-// arenaChunk is how many tuple items a chunk of the machine's arena holds.
-const arenaChunk = 1024
+// str returns the bytes of the string v.
+func (m *pickleMachine) str(v *pval) []byte {
+	if v.text {
+		return m.text[v.off : v.off+v.n : v.off+v.n]
+	}
+	return m.data[v.off : v.off+v.n : v.off+v.n]
+}
+
+// items returns the items of the tuple v.
+func (m *pickleMachine) items(v *pval) []pval {
+	return m.arena[v.off : v.off+v.n : v.off+v.n]
+}
+
+// list returns the list v; the pointer is good until the next newList.
+func (m *pickleMachine) list(v *pval) *plist { return &m.lists[v.off] }
+
+// newList adds an empty list, reusing the memory of an earlier message's.
+func (m *pickleMachine) newList() *plist {
+	if n := len(m.lists); n < cap(m.lists) {
+		m.lists = m.lists[:n+1]
+		l := &m.lists[n]
+		l.items, l.depth = l.items[:0], 1
+		return l
+	}
+	m.lists = append(m.lists, plist{depth: 1})
+	return &m.lists[len(m.lists)-1]
+}
 
 // memoSlack is how far past twice its entries the dense memo may grow to
 // take a key: picklers number their entries 0, 1, 2..., so their keys
@@ -726,22 +784,13 @@ func (m *pickleMachine) get(k uint64) (pval, bool) {
 // for the next message: a large message's memory goes, the machine stays.
 const maxPooled = 1 << 12
 
-// firstChunk returns the machine's first arena chunk, empty.
-func (m *pickleMachine) firstChunk() []pval {
-	if cap(m.arena) < arenaChunk {
-		m.arena = make([]pval, 0, arenaChunk)
-	}
-	return m.arena[:0]
-}
-
 // release clears what refers to the message and returns m to the pool.
 // A slice that grew past maxPooled is dropped rather than cleared, so
 // the machine is pooled whatever the message was, and the next message
 // pays for neither a new machine nor the last one's size.
 func (m *pickleMachine) release() {
-	m.stack = trimPooled(m.stack)
-	m.arena = trimPooled(m.arena)
-	m.memo = trimPooled(m.memo)
+	m.data = nil
+	m.stack, m.arena, m.memo = trimPooled(m.stack), trimPooled(m.arena), trimPooled(m.memo)
 	if cap(m.memoSet) > maxPooled {
 		m.memoSet = nil
 	}
@@ -749,16 +798,40 @@ func (m *pickleMachine) release() {
 	if cap(m.marks) > maxPooled {
 		m.marks = nil
 	}
-	m.memoSet, m.marks, m.memoLen, m.memoSparse = m.memoSet[:0], m.marks[:0], 0, nil
+	if cap(m.text) > maxPooled*pvalSize {
+		m.text = nil
+	}
+	for i := range m.lists {
+		if cap(m.lists[i].items) > maxPooled {
+			m.lists[i].items = nil
+		}
+	}
+	if cap(m.lists) > maxPooled {
+		m.lists = nil
+	}
+	m.memoSet, m.marks, m.text, m.lists = m.memoSet[:0], m.marks[:0], m.text[:0], m.lists[:0]
+	m.memoLen, m.memoSparse = 0, nil
 	pickleMachinePool.Put(m)
 }
 
-// trimPooled empties s for reuse, or drops it when it is too large to keep.
+// grow makes room for n more values in s, doubling its capacity: append
+// grows a large slice by a quarter at a time, which allocates five times
+// the final size on the way; doubling allocates twice.
+func grow(s []pval, n int) []pval {
+	if cap(s)-len(s) >= n {
+		return s
+	}
+	g := make([]pval, len(s), max(2*cap(s), len(s)+n, 16))
+	copy(g, s)
+	return g
+}
+
+// trimPooled empties s for reuse, or drops it when it is too large to
+// keep. Values hold no pointers: nothing needs clearing.
 func trimPooled(s []pval) []pval {
 	if cap(s) > maxPooled {
 		return nil
 	}
-	clear(s[:cap(s)])
 	return s[:0]
 }
 

@@ -171,10 +171,10 @@ func (r *Result) overBudget() error {
 }
 
 // Defaults of the output budget, the config's limits.output_ratio and
-// limits.output_min. The real messages shovel serves are charged 0.5 to 4
+// limits.output_min. The real messages shovel serves are charged 0.5 to 5
 // times their size (the goldens under decoders/testdata, the Voltha KPI
 // shapes, the kpi publisher's messages, CPython pickles; docs/limits.md
-// has the table); 16 leaves four times that. The
+// has the table), pickles of very short paths up to 11; 16 leaves room. The
 // floor lets a small message with long paths through: 64 KiB is 15 samples
 // of the longest path allowed, or 1 000 of a typical one.
 const (
