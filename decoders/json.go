@@ -56,6 +56,9 @@ type JSONConfig struct {
 	// strings as Values allows. Other members (text, null, objects,
 	// arrays) are skipped; a number that is not finite is rejected.
 	MetricsObject string `mapstructure:"metrics_object"`
+	// Tags maps Graphite tag keys to fields of the message (or
+	// constants): see tagTemplate. Empty for untagged paths.
+	Tags map[string]string `mapstructure:"tags"`
 	// Values says which values count as numbers.
 	Values ValueConfig `mapstructure:"values"`
 	// Sanitize configures the path sanitiser.
@@ -107,6 +110,9 @@ func (c JSONConfig) Validate() error {
 	if c.MetricsObject != "" && !validField(c.MetricsObject) {
 		errs = append(errs, fmt.Errorf("metrics_object: %q is not a dotted field path", c.MetricsObject))
 	}
+	if _, err := parseTagTemplate(c.Tags, nil); err != nil {
+		errs = append(errs, err)
+	}
 	if err := c.Sanitize.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -132,6 +138,7 @@ func newJSON(decode metric.DecodeConfig, _ metric.Env) (metric.Decoder, error) {
 	if cfg.Prefix != "" {
 		d.tmpl.parts = append([]templatePart{{literal: cfg.Prefix + "."}}, d.tmpl.parts...)
 	}
+	d.tags, _ = parseTagTemplate(cfg.Tags, nil)
 	d.tsField = strings.Split(cfg.Timestamp.Field, ".")
 	for _, m := range cfg.Metrics {
 		d.metrics = append(d.metrics, jsonMetric{name: m, field: strings.Split(m, ".")})
@@ -150,6 +157,7 @@ type jsonDecoder struct {
 	scan    jsonscan.Scanner
 	paths   *PathSanitizer
 	tmpl    pathTemplate
+	tags    tagTemplate
 	tsField []string
 	metrics []jsonMetric
 	object  []string
@@ -173,6 +181,7 @@ var _ metric.Decoder = (*jsonDecoder)(nil)
 type jsonScratch struct {
 	top  [jsonTopMembers]member
 	path [256]byte
+	tags [256]byte
 }
 
 var jsonScratchPool = sync.Pool{New: func() any { return new(jsonScratch) }}
@@ -253,6 +262,12 @@ func (d *jsonDecoder) decode(msg *metric.Message, out *metric.Result) error {
 		object = raw
 	}
 	m := jsonSample{d: d, out: out, head: head, src: src, at: at, ts: ts}
+	if !d.tags.empty() {
+		m.tags = d.tags.suffix(scratch.tags[:0], out, head.Bytes(), jsonTagLookup(src))
+		if err := out.Charge(len(m.tags)); err != nil {
+			return err
+		}
+	}
 	for k := range d.metrics {
 		raw, kind, ok := src.lookup(d.metrics[k].field)
 		if !ok {
@@ -308,6 +323,7 @@ type jsonSample struct {
 	src  fieldSource
 	at   int // index of {metric} in the template
 	ts   float64
+	tags []byte // the message's tags, rendered (tagTemplate.suffix)
 }
 
 // path renders the path of the metric called name, or rejects it (ok
@@ -322,6 +338,7 @@ func (m *jsonSample) path(name []byte) (b PathBuilder, ok bool, err error) {
 	if missing != "" {
 		return b, false, reject(m.out, b, ReasonMissingField)
 	}
+	b = b.TagSuffix(m.tags)
 	if reason := b.Check(); reason != "" {
 		return b, false, reject(m.out, b, reason)
 	}

@@ -206,6 +206,23 @@ func (b PathBuilder) Tags(ts *metric.TagSet) PathBuilder {
 	return b
 }
 
+// TagSuffix ends the path with tags already rendered in carbon's form
+// (";key=value..." from metric.TagSet.AppendTo): Tags for tags shared by
+// many paths. An empty suffix leaves the path untagged.
+func (b PathBuilder) TagSuffix(suffix []byte) PathBuilder {
+	if len(suffix) == 0 {
+		return b
+	}
+	i := 0
+	for i < len(b.buf) && (b.buf[i] == '~' || b.buf[i] == '.') {
+		i++
+	}
+	b.buf = b.buf[:copy(b.buf, b.buf[i:])]
+	b.name = len(b.buf)
+	b.buf = append(b.buf, suffix...)
+	return b
+}
+
 // Check returns "" if the path can be used, or the reason it cannot.
 func (b PathBuilder) Check() string {
 	if len(b.buf) == 0 || b.name == 0 {

@@ -36,6 +36,9 @@ type SliceConfig struct {
 	// SliceDataPath is the path template of the slice_data shape; its
 	// fields are those of each entry's metadata.
 	SliceDataPath string `mapstructure:"slice_data_path"`
+	// Tags maps Graphite tag keys to fields of each slice_data entry's
+	// metadata (or constants): see tagTemplate. Empty for untagged paths.
+	Tags map[string]string `mapstructure:"tags"`
 	// Values says which values count as numbers.
 	Values ValueConfig `mapstructure:"values"`
 	// Sanitize configures the path sanitiser.
@@ -75,6 +78,9 @@ func (c SliceConfig) Validate() error {
 	if _, err := parseTemplate(c.SliceDataPath); err != nil {
 		return fmt.Errorf("slice_data_path: %q: %w", c.SliceDataPath, err)
 	}
+	if _, err := parseTagTemplate(c.Tags, nil); err != nil {
+		return err
+	}
 	return c.Sanitize.Validate()
 }
 
@@ -90,7 +96,8 @@ func newSlice(decode metric.DecodeConfig, _ metric.Env) (metric.Decoder, error) 
 		return nil, fmt.Errorf("slice: %w", err)
 	}
 	tmpl, _ := parseTemplate(cfg.SliceDataPath) // checked by Validate
-	return &slice{cfg: cfg, scan: jsonscan.Scanner{MaxDepth: cfg.MaxDepth}, tmpl: tmpl, paths: NewPathSanitizer(cfg.Sanitize)}, nil
+	tags, _ := parseTagTemplate(cfg.Tags, nil)
+	return &slice{cfg: cfg, scan: jsonscan.Scanner{MaxDepth: cfg.MaxDepth}, tmpl: tmpl, tags: tags, paths: NewPathSanitizer(cfg.Sanitize)}, nil
 }
 
 // slice decodes the three message shapes of Voltha's KPI publishers:
@@ -112,6 +119,7 @@ type slice struct {
 	cfg   SliceConfig
 	scan  jsonscan.Scanner
 	tmpl  pathTemplate
+	tags  tagTemplate
 	paths *PathSanitizer
 }
 
@@ -494,7 +502,15 @@ func (d *slice) sliceDataEntry(out *metric.Result, i int, entry []byte, kind jso
 	case tsErr != nil:
 		return d.rejectEntry(out, b, metrics, metric.ReasonOf(tsErr))
 	}
-	return d.appendMetrics(out, b, metrics, ts, &templateTail{tmpl: &d.tmpl, at: at, src: src})
+	tail := templateTail{tmpl: &d.tmpl, at: at, src: src}
+	if !d.tags.empty() {
+		var tagBuf [256]byte
+		tail.tags = d.tags.suffix(tagBuf[:0], out, b.Bytes(), jsonTagLookup(src))
+		if err := out.Charge(len(tail.tags)); err != nil {
+			return err
+		}
+	}
+	return d.appendMetrics(out, b, metrics, ts, &tail)
 }
 
 // rejectEntry rejects every metric of an entry that has no usable path or time.
@@ -509,6 +525,7 @@ type templateTail struct {
 	tmpl *pathTemplate
 	at   int // index of the {metric} part
 	src  fieldSource
+	tags []byte // the entry's tags, rendered (tagTemplate.suffix)
 }
 
 // appendMetrics appends one sample per member of the object metrics, named
@@ -531,6 +548,7 @@ func (d *slice) appendMetrics(out *metric.Result, prefix PathBuilder, metrics []
 			if b, _, missing = tail.tmpl.render(b, tail.src, tail.at+1); missing != "" {
 				return reject(out, b, ReasonMissingField)
 			}
+			b = b.TagSuffix(tail.tags)
 		}
 		if reason := b.Check(); reason != "" {
 			return reject(out, b, reason)
@@ -581,4 +599,28 @@ func short(b []byte) string {
 		return fmt.Sprintf("%q...", b[:max])
 	}
 	return fmt.Sprintf("%q", b)
+}
+
+// DefaultSliceDataTaggedPath is the path of the tagged VOLTHA layout
+// (docs/tags.md): the title and the metric name, everything that tells
+// one device or port from another in tags (DefaultVolthaTags).
+const DefaultSliceDataTaggedPath = "voltha.{title}.{metric}"
+
+// DefaultVolthaTags maps the metadata the VOLTHA adapters send with a KPI
+// (voltha-events.md) to tags: what identifies a series, never a
+// per-interval value. A field the adapter leaves empty (openolt's
+// serial_no and logical_device_id) leaves its tag out.
+func DefaultVolthaTags() map[string]string {
+	return map[string]string{
+		"device_id":         "{device_id}",
+		"serial_no":         "{serial_no}",
+		"logical_device_id": "{logical_device_id}",
+		"devicetype":        "{context.devicetype}",
+		"olt":               "{context.oltid}",
+		"port":              "{context.portlabel|context.portno}",
+		"onu_serial":        "{context.onu-serial-number}",
+		"onu_id":            "{context.onuID}",
+		"intf_id":           "{context.intfID}",
+		"gem_id":            "{context.gemId}",
+	}
 }

@@ -176,6 +176,11 @@ func compareTagKeys(a, b string) int {
 	return int(a[n]) - int('=')
 }
 
+// ValidTagKey reports whether k can be a tag key as it is: not empty,
+// not "name", none of carbon's ";!^=", no space, control character or
+// invalid UTF-8.
+func ValidTagKey(k string) bool { return k != TagNameKey && validTagText(k, true) }
+
 // validTags reports whether tags ("k=v;k2=v2", without the leading ';')
 // can go to Carbon as they are: every tag key=value with a key and value
 // validTagText accepts, and no "name" key. Order and duplicates are left
