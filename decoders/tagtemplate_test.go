@@ -113,3 +113,34 @@ func FuzzSliceTagged(f *testing.F) {
 		checkInvariants(t, out, err)
 	})
 }
+
+// TestVolthaEventTags: the voltha-event decoder tags its samples from the
+// entry's metadata, context and identifiers; an empty field leaves its
+// tag out; a per-interval identifier cannot be a tag.
+func TestVolthaEventTags(t *testing.T) {
+	meta := pbString(pbString(nil, 1, "Ethernet_Bridge_Port_History"), 5, "onu-dev-1")
+	meta = pbString(pbString(meta, 4, ""), 3, "") // serial_no and logical_device_id empty
+	meta = pbBytes(meta, 6, pbString(pbString(nil, 1, "onuID"), 2, "3"))
+	entity := pbFloatEntry("entity_id", 257)
+	dec := newVolthaDecoder(t, func(c *decoders.VolthaEventConfig) {
+		c.Paths = map[string]string{"ethernet_bridge_port_history": "voltha.{title}.{metric}"}
+		c.Tags = map[string]string{"device_id": "{device_id}", "serial_no": "{serial_no}", "onu_id": "{context.onuID}",
+			"entity": "{metrics.entity_id}", "direction": "{direction}", "src": "openonu"}
+	})
+	var out metric.Result
+	err := dec.Decode(&metric.Message{Value: pbKPI2(1796230800, meta, entity, pbFloatEntry("upstream", 1), pbFloatEntry("Octets", 5))}, &out)
+	require.NoError(t, err)
+	checkInvariants(t, out, err)
+	require.Equal(t, []metric.Sample{{
+		Path: "voltha.Ethernet_Bridge_Port_History.Octets;device_id=onu-dev-1;direction=upstream;entity=257;onu_id=3;src=openonu",
+		Time: 1796230800, Value: 5,
+	}}, out.Samples)
+
+	factory, err := decoders.Lookup("voltha-event")
+	require.NoError(t, err)
+	_, err = factory(func(into any) error {
+		into.(*decoders.VolthaEventConfig).Tags = map[string]string{"end": "{metrics.interval_end_time}"}
+		return nil
+	}, metric.Env{Name: "test"})
+	require.ErrorContains(t, err, "interval_end_time changes every interval")
+}

@@ -117,6 +117,10 @@ type VolthaEventConfig struct {
 	// MissingTimestamp is what an entry with no time at all gets:
 	// "reject" or "receive_time".
 	MissingTimestamp string `mapstructure:"missing_timestamp"`
+	// Tags maps Graphite tag keys to the template fields of each entry
+	// (or constants), for every title: see tagTemplate. Empty for
+	// untagged paths. A per-interval metric cannot be a tag.
+	Tags map[string]string `mapstructure:"tags"`
 	// Sanitize configures the path sanitiser.
 	Sanitize PathConfig `mapstructure:"sanitize"`
 }
@@ -164,6 +168,9 @@ func (c VolthaEventConfig) Validate() error {
 	if err := checkMissing(c.MissingTimestamp); err != nil {
 		errs = append(errs, fmt.Errorf("missing_timestamp: %w", err))
 	}
+	if _, err := parseTagTemplate(c.Tags, volthaFieldCheck); err != nil {
+		errs = append(errs, err)
+	}
 	if err := c.Sanitize.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -183,6 +190,7 @@ func newVolthaEvent(decode metric.DecodeConfig, _ metric.Env) (metric.Decoder, e
 	d := &volthaEvent{cfg: cfg, paths: NewPathSanitizer(cfg.Sanitize), byTitle: map[string]*volthaTemplate{},
 		ids: map[string]bool{}}
 	d.fallback, _ = parseVolthaTemplate(cfg.Path) // checked by Validate
+	d.tags, _ = parseTagTemplate(cfg.Tags, volthaFieldCheck)
 	for title, p := range cfg.Paths {
 		t, _ := parseVolthaTemplate(p)
 		d.byTitle[strings.ToLower(title)] = t
@@ -204,6 +212,7 @@ type volthaEvent struct {
 	paths    *PathSanitizer
 	fallback *volthaTemplate
 	byTitle  map[string]*volthaTemplate // by lower-cased title
+	tags     tagTemplate
 	ids      map[string]bool
 	// idHint[idHash(name)] is false when name is surely no identifier: a
 	// counter is told from an identifier without a map lookup.
@@ -750,6 +759,16 @@ func (d *volthaEvent) entry(b []byte, fallback float64, fallbackErr error, out *
 	if err := out.Charge(len(head.Bytes())); err != nil {
 		return err
 	}
+	var tags []byte
+	if !d.tags.empty() {
+		var tagBuf [256]byte
+		tags = d.tags.suffix(tagBuf[:0], out, head.Bytes(), func(f []string) (string, bool) {
+			return src.tagText(volthaRefOf(f))
+		})
+		if err := out.Charge(len(tags)); err != nil {
+			return err
+		}
+	}
 	reason := ""
 	switch {
 	case missing != "":
@@ -773,7 +792,7 @@ func (d *volthaEvent) entry(b []byte, fallback float64, fallbackErr error, out *
 		if !d.cfg.EmitIdentifiers && d.isIdentifier(name) {
 			continue // a template field, not a sample
 		}
-		if err := d.sample(out, head, t.tail, name, num64, vtyp, ts, reason); err != nil {
+		if err := d.sample(out, head, t.tail, tags, name, num64, vtyp, ts, reason); err != nil {
 			return err
 		}
 	}
@@ -797,9 +816,10 @@ func (d *volthaEvent) template(title []byte) *volthaTemplate {
 	return d.fallback
 }
 
-// sample appends the sample of one metric named name at the end of head,
-// or rejects it with reason when the entry has none to give.
-func (d *volthaEvent) sample(out *metric.Result, head PathBuilder, tail string, name []byte, num uint64, typ protowire.Type, ts float64, reason string) error {
+// sample appends the sample of one metric named name at the end of head
+// (then tail, then the entry's tags), or rejects it with reason when the
+// entry has none to give.
+func (d *volthaEvent) sample(out *metric.Result, head PathBuilder, tail string, tags []byte, name []byte, num uint64, typ protowire.Type, ts float64, reason string) error {
 	b, plain := head.WriteAllowed(name)
 	if !plain {
 		n := len(b.buf)
@@ -810,6 +830,7 @@ func (d *volthaEvent) sample(out *metric.Result, head PathBuilder, tail string, 
 	if tail != "" {
 		b = b.WriteString(tail)
 	}
+	b = b.TagSuffix(tags)
 	if reason == "" {
 		reason = b.Check()
 	}
@@ -895,7 +916,7 @@ func (d *volthaEvent) legacy(msg *metric.Message, body []byte, raised float64, o
 			if err != nil {
 				return err
 			}
-			if err := d.sample(out, head, "", name, num64, vtyp, ts, ""); err != nil {
+			if err := d.sample(out, head, "", nil, name, num64, vtyp, ts, ""); err != nil {
 				return err
 			}
 		}
@@ -939,22 +960,7 @@ type volthaTemplate struct {
 // metadata's (title, device_id, logical_device_id, serial_no, uuid),
 // context.<key>, metrics.<key> and direction.
 func parseVolthaTemplate(s string) (*volthaTemplate, error) {
-	ft, err := parseFieldTemplate(s, func(f []string) error {
-		switch {
-		case len(f) == 1:
-			if _, ok := volthaMetaFields[f[0]]; ok {
-				return nil
-			}
-		case len(f) == 2 && f[0] == "context":
-			return nil
-		case len(f) == 2 && f[0] == "metrics":
-			if slices.Contains(perInterval, f[1]) {
-				return fmt.Errorf("%s changes every interval: as a path segment it would start a new series each time", f[1])
-			}
-			return nil
-		}
-		return fmt.Errorf("unknown field %q (known: title, device_id, logical_device_id, serial_no, uuid, direction, context.<key>, metrics.<key>)", strings.Join(f, "."))
-	})
+	ft, err := parseFieldTemplate(s, volthaFieldCheck)
 	if err != nil {
 		return nil, err
 	}
@@ -974,6 +980,71 @@ func parseVolthaTemplate(s string) (*volthaTemplate, error) {
 		t.refs = append(t.refs, refs)
 	}
 	return t, nil
+}
+
+// volthaFieldCheck vets a field of a path template or a tag.
+func volthaFieldCheck(f []string) error {
+	switch {
+	case len(f) == 1:
+		if _, ok := volthaMetaFields[f[0]]; ok {
+			return nil
+		}
+	case len(f) == 2 && f[0] == "context":
+		return nil
+	case len(f) == 2 && f[0] == "metrics":
+		if slices.Contains(perInterval, f[1]) {
+			return fmt.Errorf("%s changes every interval: as a path segment or tag it would start a new series each time", f[1])
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown field %q (known: title, device_id, logical_device_id, serial_no, uuid, direction, context.<key>, metrics.<key>)", strings.Join(f, "."))
+}
+
+// volthaRefOf resolves a checked field.
+func volthaRefOf(f []string) volthaRef {
+	switch {
+	case len(f) == 2 && f[0] == "context":
+		return volthaRef{kind: vContext, key: f[1]}
+	case len(f) == 2:
+		return volthaRef{kind: vMetrics, key: f[1]}
+	}
+	return volthaRef{kind: volthaMetaFields[f[0]]}
+}
+
+// tagText is the value of ref as tag text, if the entry has it.
+func (s *volthaSource) tagText(ref volthaRef) (string, bool) {
+	var v []byte
+	switch ref.kind {
+	case vTitle:
+		v = s.meta.title
+	case vDeviceID:
+		v = s.meta.deviceID
+	case vLogicalDeviceID:
+		v = s.meta.logicalDeviceID
+	case vSerialNo:
+		v = s.meta.serialNo
+	case vUUID:
+		v = s.meta.uuid
+	case vContext:
+		v, _ = s.meta.context(ref.key)
+	case vDirection:
+		f, ok := s.metric("upstream")
+		if !ok {
+			return "", false
+		}
+		if f != 0 {
+			return "upstream", true
+		}
+		return "downstream", true
+	case vMetrics:
+		f, ok := s.metric(ref.key)
+		if !ok {
+			return "", false
+		}
+		return strconv.FormatFloat(f, 'f', -1, 64), true
+	}
+	// Read only; appended (copied) before the message is reused.
+	return unsafe.String(unsafe.SliceData(v), len(v)), len(v) > 0
 }
 
 // volthaSource is what an entry's template fields are read from.
