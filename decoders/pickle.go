@@ -280,6 +280,7 @@ var overBudget = &pickleError{reason: metric.ReasonOverBudget}
 // (docs/limits.md).
 const (
 	pvalSize  = int(unsafe.Sizeof(pval{}))
+	plistSize = int(unsafe.Sizeof(plist{})) // a list itself, besides its items
 	stackFree = 1024
 )
 
@@ -301,8 +302,8 @@ func (m *pickleMachine) refCost(v *pval) int {
 // What it returns lives in mc until mc is released. It charges out for
 // what it keeps, and stops once out's budget is passed.
 func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Result) (pval, *pickleError) {
-	// The machine's memory is pooled: a message costs its lists and its
-	// samples' strings, not its stack, memo and tuples.
+	// The machine's memory is pooled: a message costs its samples'
+	// strings, not the machine's stack, memo, tuples and lists.
 	mc.data = data
 	var (
 		stack = mc.stack[:0]
@@ -376,7 +377,7 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Res
 		return t, nil
 	}
 	newList := func(items []pval) (pval, *pickleError) {
-		if out.Charge(len(items)*pvalSize) != nil {
+		if out.Charge(plistSize+len(items)*pvalSize) != nil {
 			return pval{}, overBudget
 		}
 		l := mc.newList()
