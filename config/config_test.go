@@ -120,7 +120,7 @@ func TestBadFiles(t *testing.T) {
 			`kafka.settings.security.protocol: must be SASL_SSL or SASL_PLAINTEXT when sasl.mechanism is set, got ""`,
 			"outputs.g.fallback: an output cannot fall back to itself",
 			`outputs.h.kind: unknown output kind "carbn" (known: carbon-pickle, carbon-plaintext, file)`,
-			`routes[0].decoder: unknown decoder "slyce" (known: carbon-pickle, carbon-plaintext, json, slice, voltha-event), and no entry "slyce" under decoders`,
+			`routes[0].decoder: unknown decoder "slyce" (known: carbon-pickle, carbon-plaintext, json, protobuf, slice, voltha-event), and no entry "slyce" under decoders`,
 			`routes[0].outputs[1]: unknown output "nope" (defined: g, h)`,
 			"routes[0].rules[0]: error parsing regexp: missing closing ): `^(`",
 			`log.level: must be debug, info, warn or error, got "loud"`,

@@ -84,6 +84,7 @@ func TestDecodersVouchForPaths(t *testing.T) {
 		"carbon-plaintext": newDecoder[decoders.PlaintextConfig](t, "carbon-plaintext", nil),
 		"carbon-pickle":    newDecoder[decoders.PickleConfig](t, "carbon-pickle", nil),
 		"voltha-event":     newDecoder[decoders.VolthaEventConfig](t, "voltha-event", nil),
+		"protobuf":         newDecoder(t, "protobuf", kpiProto(nil)),
 	} {
 		cp, ok := dec.(metric.CheckedPaths)
 		require.True(t, ok && cp.PathsChecked(), name)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -30,12 +33,12 @@ const maxDecodeInput = 256 << 20
 
 // wholeInputKinds are the decoders whose messages are not JSON: the whole
 // input is one message.
-var wholeInputKinds = map[string]bool{"carbon-plaintext": true, "carbon-pickle": true}
+var wholeInputKinds = map[string]bool{"carbon-plaintext": true, "carbon-pickle": true, "voltha-event": true, "protobuf": true}
 
 func newDecodeCmd() *cobra.Command {
 	var cfgPath, typ, decoderName, topic, now string
 	var headers []string
-	var whole bool
+	var whole, hexInput, delimited bool
 	cmd := &cobra.Command{
 		Use:   "decode [FILE|-]",
 		Short: "Dry-run the router on messages from a file or stdin: print what it would write",
@@ -46,12 +49,18 @@ sample checks and the time window — but delivers nothing.
 
 It reads FILE (or stdin): one or more JSON documents (each may span lines),
 or one message per line when the input is not a JSON stream; with --whole,
-the whole input is one message, as a Kafka record would be. Messages are
+the whole input is one message, as a Kafka record would be. Binary input
+(bytes that are not text, such as a protobuf message) is one message too;
+with --delimited it is a stream of messages each preceded by its length as
+a varint (protobuf's delimited format: writeDelimitedTo, protodelim). --hex
+reads the input as hexadecimal first (whitespace ignored, as xxd -p writes
+it): a VOLTHA event copied from a log or a Kafka tool. Messages are
 routed by their "type", --topic and --header, as the router routes them.
 --type stands for the "type" of messages that have none; --decoder skips the
 routes and decodes every message with that decoder (the time window and the
 checks still apply, the rules of no route do). A decoder of Carbon plaintext
-or pickle, given with --decoder, takes the whole input as one message.
+or pickle, or of protobuf (voltha-event, protobuf), given with --decoder,
+takes the whole input as one message unless --delimited.
 
 Samples are printed on stdout as Carbon plaintext lines ("path value ts"),
 exactly as the outputs would get them. On stderr, a line per route taken says
@@ -99,12 +108,18 @@ The time window (timestamps: in the config) is judged by the clock; give
 				return usageError{fmt.Errorf("decode: %w", err)}
 			}
 			d.whole = d.whole || whole
+			d.delimited = delimited
 			data, err := io.ReadAll(io.LimitReader(in, maxDecodeInput+1))
 			if err != nil {
 				return fmt.Errorf("decode: read %s: %w", name, err)
 			}
 			if len(data) > maxDecodeInput {
 				return usageError{fmt.Errorf("decode: %s is larger than %d bytes", name, maxDecodeInput)}
+			}
+			if hexInput {
+				if data, err = fromHex(data); err != nil {
+					return usageError{fmt.Errorf("decode: --hex: %s: %w", name, err)}
+				}
 			}
 			return d.run(data, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -116,6 +131,8 @@ The time window (timestamps: in the config) is judged by the clock; give
 	f.StringVar(&topic, "topic", "", "the Kafka topic the messages are taken to come from, for routes that match on it")
 	f.StringArrayVar(&headers, "header", nil, "a record header NAME=VALUE the messages are taken to carry, for routes that match on headers (repeatable)")
 	f.BoolVar(&whole, "whole", false, "the whole input is one message, whatever it holds (as one Kafka record)")
+	f.BoolVar(&delimited, "delimited", false, "the input is messages each preceded by its length as a varint (protobuf's delimited stream)")
+	f.BoolVar(&hexInput, "hex", false, "the input is hexadecimal (whitespace ignored), decoded before anything else")
 	f.StringVar(&now, "now", "", "judge the time window as of this time (RFC 3339, or Unix seconds) instead of the clock")
 	return cmd
 }
@@ -153,6 +170,7 @@ type dryRun struct {
 	topic      string
 	headers    []metric.Header
 	whole      bool   // the input is one message (a non-JSON decoder)
+	delimited  bool   // the input is length-delimited messages
 	fixed      bool   // --decoder: no routes, no outputs
 	deadLetter string // the dead-letter topic, or ""
 }
@@ -192,15 +210,18 @@ func newDryRun(cfg *config.Config, typ, decoderName, topic string, headers []met
 // split cuts the input into messages: all of it for a decoder of a
 // non-JSON format; each JSON document of a JSON stream (a document may
 // span lines); else one message per line.
-func (d *dryRun) split(data []byte) [][]byte {
-	if d.whole {
-		return [][]byte{data}
+func (d *dryRun) split(data []byte) ([][]byte, error) {
+	if d.delimited {
+		return splitDelimited(data)
+	}
+	if d.whole || isBinary(data) {
+		return [][]byte{data}, nil
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil
+		return nil, nil
 	}
 	if msgs, ok := splitJSON(data); ok {
-		return msgs
+		return msgs, nil
 	}
 	var msgs [][]byte
 	for _, line := range bytes.Split(data, []byte{'\n'}) {
@@ -208,7 +229,53 @@ func (d *dryRun) split(data []byte) [][]byte {
 			msgs = append(msgs, line)
 		}
 	}
-	return msgs
+	return msgs, nil
+}
+
+// isBinary reports input that is not text, which no line or JSON document
+// could split: invalid UTF-8, or control bytes other than tab and line
+// ends. A protobuf message nearly always has some (its tags and lengths).
+func isBinary(data []byte) bool {
+	for _, c := range data {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+			return true
+		}
+	}
+	return !utf8.Valid(data)
+}
+
+// splitDelimited cuts a stream of messages each preceded by its length as
+// a varint.
+func splitDelimited(data []byte) ([][]byte, error) {
+	var msgs [][]byte
+	for off := 0; off < len(data); {
+		n, k := binary.Uvarint(data[off:])
+		if k <= 0 {
+			return nil, fmt.Errorf("--delimited: offset %d: not a varint length", off)
+		}
+		off += k
+		if n > uint64(len(data)-off) {
+			return nil, fmt.Errorf("--delimited: offset %d: a message of %d bytes, %d left", off-k, n, len(data)-off)
+		}
+		msgs = append(msgs, data[off:off+int(n)])
+		off += int(n)
+	}
+	return msgs, nil
+}
+
+// fromHex decodes hexadecimal text, ignoring whitespace.
+func fromHex(text []byte) ([]byte, error) {
+	digits := make([]byte, 0, len(text))
+	for _, c := range text {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			digits = append(digits, c)
+		}
+	}
+	out := make([]byte, hex.DecodedLen(len(digits)))
+	if _, err := hex.Decode(out, digits); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // splitJSON cuts a stream of JSON documents apart, or reports that data is
@@ -237,7 +304,10 @@ func (d *dryRun) run(data []byte, stdout, stderr io.Writer) error {
 		buf              []byte
 		badMsgs, badSmps int
 	)
-	msgs := d.split(data)
+	msgs, err := d.split(data)
+	if err != nil {
+		return usageError{fmt.Errorf("decode: %w", err)}
+	}
 	for i, value := range msgs {
 		where := ""
 		if len(msgs) > 1 {

@@ -166,7 +166,7 @@ dead_letter: {topic: shovel.dead}
 			name:   "unknown decoder",
 			args:   []string{"--decoder", "nope"},
 			code:   exitUsage,
-			stderr: "shovel: decode: decoders.nope: unknown decoder \"nope\" (known: carbon-pickle, carbon-plaintext, json, slice, voltha-event)\n",
+			stderr: "shovel: decode: decoders.nope: unknown decoder \"nope\" (known: carbon-pickle, carbon-plaintext, json, protobuf, slice, voltha-event)\n",
 		},
 		{
 			name:   "type no route takes",

@@ -1,0 +1,216 @@
+package decoders_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shovel-metrics/shovel/decoders"
+	"github.com/shovel-metrics/shovel/router/metric"
+)
+
+// kpiProto configures a protobuf decoder of testdata/protobuf/kpi.proto.
+func kpiProto(set func(*decoders.ProtobufConfig)) func(*decoders.ProtobufConfig) {
+	return func(c *decoders.ProtobufConfig) {
+		c.Proto = "testdata/protobuf/kpi.proto"
+		c.Message = "test.kpi.Kpi"
+		c.Path = "{device}.{metric}"
+		c.Timestamp.Field = "at"
+		c.Timestamp.Unit = decoders.UnitTimestamp
+		c.MetricsObject = []string{"values"}
+		if set != nil {
+			set(c)
+		}
+	}
+}
+
+func TestProtobuf(t *testing.T) {
+	md := compileProto(t, "protobuf", "kpi.proto", "test.kpi.Kpi")
+	tests := []struct {
+		name string
+		set  func(*decoders.ProtobufConfig)
+		msg  string // protojson of a test.kpi.Kpi
+		want string
+	}{
+		{
+			name: "map of metrics, Timestamp",
+			msg:  `{"device": "olt1", "at": "2026-12-02T17:00:00.250Z", "values": {"b": 2.5, "a": 1}}`,
+			want: "olt1.a 1 1796230800.25\nolt1.b 2.5 1796230800.25\n",
+		},
+		{
+			name: "repeated metrics; an unset optional value is missing, not 0",
+			set:  func(c *decoders.ProtobufConfig) { c.MetricsObject = []string{"gauges"} },
+			msg:  `{"device": "olt1", "at": "2026-12-02T17:00:00Z", "gauges": [{"name": "temp", "value": 41.5}, {"name": "fan"}, {"name": "zero", "value": 0}]}`,
+			want: "olt1.temp 41.5 1796230800\nolt1.zero 0 1796230800\nreject olt1.fan missing_field\n",
+		},
+		{
+			name: "a message of metrics: its numeric fields, set ones of those with presence",
+			set:  func(c *decoders.ProtobufConfig) { c.MetricsObject = []string{"counters"} },
+			msg:  `{"device": "olt1", "at": "2026-12-02T17:00:00Z", "counters": {"rx": 5, "note": "x"}}`,
+			want: "olt1.rx 5 1796230800\nolt1.tx 0 1796230800\n",
+		},
+		{
+			name: "metric fields, float as its shortest decimal, booleans, nested",
+			set: func(c *decoders.ProtobufConfig) {
+				c.MetricsObject = nil
+				c.Metrics = []string{"ratio", "up", "port.number", "temperature", "counters.errors"}
+			},
+			msg: `{"device": "olt1", "at": "2026-12-02T17:00:00Z", "ratio": 24.54, "up": true, "port": {"number": 7}}`,
+			want: "olt1.ratio 24.54 1796230800\nolt1.up 1 1796230800\nolt1.port.number 7 1796230800\n" +
+				"reject olt1.temperature missing_field\nreject olt1.counters.errors missing_field\n",
+		},
+		{
+			name: "path: enum names, map keys, alternatives, optional fields, prefix",
+			set: func(c *decoders.ProtobufConfig) {
+				c.Prefix = "pon"
+				c.Path = "{role}.{device}.{labels.rack?}.{labels.zone?}.{alt|port.name}.{port.number}.{metric}"
+			},
+			msg:  `{"device": "olt.1", "role": "ONU", "labels": {"rack": "r4"}, "port": {"name": "uni 1"}, "at": "2026-12-02T17:00:00Z", "values": {"x": 1}}`,
+			want: "pon.ONU.olt_1.r4.uni_1.0.x 1 1796230800\n",
+		},
+		{
+			name: "timestamps: integer milliseconds",
+			set:  func(c *decoders.ProtobufConfig) { c.Timestamp = decoders.JSONTimestampConfig{Field: "at_ms", Unit: "ms", Missing: "reject"} },
+			msg:  `{"device": "d", "at_ms": "1796230800250", "values": {"x": 1}}`,
+			want: "d.x 1 1796230800.25\n",
+		},
+		{
+			name: "timestamps: RFC 3339 text",
+			set: func(c *decoders.ProtobufConfig) {
+				c.Timestamp = decoders.JSONTimestampConfig{Field: "at_text", Unit: "rfc3339", Missing: "reject"}
+			},
+			msg:  `{"device": "d", "at_text": "2026-12-02T17:00:00Z", "values": {"x": 1}}`,
+			want: "d.x 1 1796230800\n",
+		},
+		{
+			name: "timestamps: missing",
+			msg:  `{"device": "d", "values": {"x": 1}}`,
+			want: "error bad_timestamp: no at\n",
+		},
+		{
+			name: "timestamps: missing, receive_time",
+			set:  func(c *decoders.ProtobufConfig) { c.Timestamp.Missing = decoders.MissingReceiveTime },
+			msg:  `{"device": "d", "values": {"x": 1}}`,
+			want: "d.x 1 1700000000\n",
+		},
+		{
+			name: "NaN and infinities are not finite",
+			msg:  `{"device": "d", "at": "2026-12-02T17:00:00Z", "values": {"a": "NaN", "b": "Infinity", "c": "-Infinity", "d": -0.5}}`,
+			want: "d.d -0.5 1796230800\nreject d.a not_finite\nreject d.b not_finite\nreject d.c not_finite\n",
+		},
+		{
+			name: "a required path field missing rejects the message",
+			msg:  `{"at": "2026-12-02T17:00:00Z", "values": {"x": 1}}`,
+			want: "error missing_field: no value for {device}\n",
+		},
+		{
+			name: "booleans refused",
+			set: func(c *decoders.ProtobufConfig) {
+				c.MetricsObject, c.Metrics, c.Values.Booleans = nil, []string{"up"}, false
+			},
+			msg:  `{"device": "d", "at": "2026-12-02T17:00:00Z", "up": true}`,
+			want: "reject d.up not_a_number\n",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dec := newDecoder(t, "protobuf", kpiProto(tc.set))
+			var out metric.Result
+			err := dec.Decode(&metric.Message{Value: encodeJSON(t, md, []byte(tc.msg)), Timestamp: goldenReceiveTime}, &out)
+			require.Equal(t, tc.want, render(out, err))
+			checkInvariants(t, out, err)
+		})
+	}
+
+	dec := newDecoder(t, "protobuf", kpiProto(nil))
+	var out metric.Result
+	err := dec.Decode(&metric.Message{Value: []byte(`{"device":"d"}`)}, &out)
+	require.EqualError(t, err, "invalid_protobuf: test.kpi.Kpi: cannot parse invalid wire-format data")
+}
+
+// TestProtobufConfigErrors: a mistake in the .proto, or a field the YAML
+// names wrongly, stops start-up with the key and the line of the .proto.
+func TestProtobufConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		set  func(*decoders.ProtobufConfig)
+		want string
+	}{
+		{"no such file", func(c *decoders.ProtobufConfig) { c.Proto = "testdata/protobuf/nope.proto" },
+			`proto: testdata/protobuf/nope.proto: open testdata/protobuf/nope.proto: no such file or directory`},
+		{"no such message", func(c *decoders.ProtobufConfig) { c.Message = "test.kpi.Kpis" },
+			`message: testdata/protobuf/kpi.proto declares no message "test.kpi.Kpis" (it declares test.kpi.Port, test.kpi.Gauge, test.kpi.Counters, test.kpi.Kpi)`},
+		{"no such field", func(c *decoders.ProtobufConfig) { c.Path = "{port.nmae}.{metric}" },
+			`path: placeholder {port.nmae}: port.nmae: no field "nmae" in test.kpi.Port (kpi.proto:14)`},
+		{"a message as a segment", func(c *decoders.ProtobufConfig) { c.Path = "{port}.{metric}" },
+			`path: placeholder {port}: port: port (kpi.proto:34) is a message test.kpi.Port: name one of its fields`},
+		{"a repeated field as a segment", func(c *decoders.ProtobufConfig) { c.Path = "{tags}.{metric}" },
+			`path: placeholder {tags}: tags: tags (kpi.proto:47) is repeated: a path needs one value`},
+		{"a map without its key", func(c *decoders.ProtobufConfig) { c.Path = "{labels}.{metric}" },
+			`path: placeholder {labels}: labels: labels (kpi.proto:35) is a map: name its key, as labels.<key>`},
+		{"a map with int keys", func(c *decoders.ProtobufConfig) { c.Path = "{by_number.1}.{metric}" },
+			`path: placeholder {by_number.1}: by_number.1: by_number (kpi.proto:48) is a map with int32 keys: only string keys can be named`},
+		{"bytes in a path", func(c *decoders.ProtobufConfig) { c.Path = "{blob}.{metric}" },
+			`path: placeholder {blob}: blob: blob (kpi.proto:46) is bytes, which a path cannot hold`},
+		{"a string metric", func(c *decoders.ProtobufConfig) { c.Metrics = []string{"device"} },
+			`metrics[0]: device: device (kpi.proto:32) is a string, not a number`},
+		{"a timestamp of the wrong unit", func(c *decoders.ProtobufConfig) { c.Timestamp.Field = "at_ms" },
+			`timestamp.unit: at_ms (kpi.proto:37) is a number: want s, ms, us or ns, got "timestamp"`},
+		{"a boolean timestamp", func(c *decoders.ProtobufConfig) { c.Timestamp.Field = "up" },
+			`timestamp.field: up: up (kpi.proto:44) is a bool: want a number, a string or a google.protobuf.Timestamp`},
+		{"a map of strings as metrics", func(c *decoders.ProtobufConfig) { c.MetricsObject = []string{"labels"} },
+			`metrics_object[0]: labels (kpi.proto:35) is a map<string, string>: want map<string, number>`},
+		{"a repeated message without a value field", func(c *decoders.ProtobufConfig) {
+			c.MetricsObject, c.MetricValue = []string{"gauges"}, "reading"
+		}, `metrics_object[0]: gauges (kpi.proto:40) is a repeated test.kpi.Gauge, which has no numeric field "reading" for the metric's value (metric_value)`},
+		{"no metrics", func(c *decoders.ProtobufConfig) { c.MetricsObject = nil }, "metrics or metrics_object must be set"},
+		{"no message", func(c *decoders.ProtobufConfig) { c.Message = "" }, "message: must name the message"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := decoders.Lookup("protobuf")
+			require.NoError(t, err)
+			_, err = f(func(into any) error { kpiProto(tc.set)(into.(*decoders.ProtobufConfig)); return nil }, metric.Env{})
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+	t.Run("a syntax error names the line", func(t *testing.T) {
+		dir := t.TempDir()
+		require.NoError(t, writeFile(dir+"/bad.proto", "syntax = \"proto3\";\npackage x;\nmessage M {\n  double v = 1\n}\n"))
+		f, _ := decoders.Lookup("protobuf")
+		_, err := f(func(into any) error {
+			c := into.(*decoders.ProtobufConfig)
+			c.Proto, c.Message, c.Metrics = dir+"/bad.proto", "x.M", []string{"v"}
+			return nil
+		}, metric.Env{})
+		require.ErrorContains(t, err, "bad.proto:5:1: syntax error: expecting ';'")
+	})
+}
+
+// FuzzProtobuf: whatever the bytes, the decoder does not panic, returns
+// samples or a whole-message error, vouches for its paths and stays
+// within the output budget.
+func FuzzProtobuf(f *testing.F) {
+	md := compileProto(f, "protobuf", "kpi.proto", "test.kpi.Kpi")
+	f.Add(encodeJSON(f, md, []byte(`{"device": "olt1", "role": "OLT", "labels": {"rack": "r4"}, "port": {"name": "p", "number": 3},
+		"at": "2026-12-02T17:00:00.250Z", "gauges": [{"name": "temp", "value": 41.5}, {"name": "fan"}],
+		"values": {"a": 1, "b": "NaN"}, "counters": {"rx": 5, "errors": 2}, "ratio": 0.1, "up": true}`)))
+	f.Add([]byte{})
+	dec := newDecoder(f, "protobuf", kpiProto(func(c *decoders.ProtobufConfig) {
+		c.Path = "{role}.{device}.{labels.rack?}.{port.name|alt}.{metric}"
+		c.MetricsObject = []string{"values", "gauges", "counters"}
+		c.Metrics = []string{"ratio", "up", "temperature"}
+		c.Timestamp.Missing = decoders.MissingReceiveTime
+	}))
+	limits := metric.DefaultOutputLimits()
+	f.Fuzz(func(t *testing.T, value []byte) {
+		msg := &metric.Message{Value: value, Timestamp: goldenReceiveTime}
+		out := metric.Result{Budget: limits.Budget(msg.Size())}
+		err := dec.Decode(msg, &out)
+		checkInvariants(t, out, err)
+		require.LessOrEqual(t, out.Cost(), out.Budget, "output within the budget")
+	})
+}
+
+func writeFile(name, text string) error { return os.WriteFile(name, []byte(text), 0o644) }
