@@ -100,9 +100,13 @@ func TestReadmeFirstConfig(t *testing.T) {
 // shovel reads at start-up; as its header says, they are pointed at files
 // of the test's own through SHOVEL_* variables.
 func TestShippedConfigsPassCheck(t *testing.T) {
-	files, err := filepath.Glob("../../configs/*.yaml")
+	// From the repository's root, as the examples' comments run them:
+	// relative file paths in a config (configs/protobuf-decoder.yaml's
+	// proto:) are taken from the working directory.
+	t.Chdir(filepath.Join("..", ".."))
+	files, err := filepath.Glob("configs/*.yaml")
 	require.NoError(t, err)
-	files = append(files, "../../deploy/shovel.yaml")
+	files = append(files, "deploy/shovel.yaml")
 	require.GreaterOrEqual(t, len(files), 4)
 	dir := t.TempDir()
 	certFile, keyFile := writeSelfSigned(t, dir)
