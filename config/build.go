@@ -138,6 +138,30 @@ func Build(c *Config, log *slog.Logger, opts ...BuildOption) (*Built, error) {
 	return &Built{Router: rt, Kafka: c.Kafka, Resolver: resolver}, nil
 }
 
+// NewOutput builds the output named name as Build does, with its own
+// Consul resolver, for tools that use an output without the router
+// (`shovel config check --connect`). It does no I/O.
+func (c *Config) NewOutput(name string, log *slog.Logger) (metric.Output, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	o, ok := c.Outputs[name]
+	key := "outputs." + name
+	if !ok {
+		return nil, fmt.Errorf("%s: no such output", key)
+	}
+	f, err := outputs.Lookup(o.Kind)
+	if err != nil {
+		return nil, fmt.Errorf("%s.kind: %w", key, err)
+	}
+	resolver := &lazyResolver{cfg: c.Consul, log: log.With("component", "consul")}
+	out, err := f(pluginDecoder(o.Options, key, routerOutputKeys), metric.Env{Name: name, Logger: log.With("output", name), Resolver: resolver})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return out, nil
+}
+
 // lazyResolver creates the Consul client on first use, so that a config
 // with no "@name" address never needs Consul or its token file.
 type lazyResolver struct {

@@ -36,6 +36,7 @@ given no --config. Start a config of your own from it:
 	})
 
 	var path string
+	var connect bool
 	check := &cobra.Command{
 		Use:   "check [FILE | --config FILE]",
 		Short: "Check a config file: print every problem with its key, or ok",
@@ -43,7 +44,14 @@ given no --config. Start a config of your own from it:
 apply; command-line overrides do not), checks its meaning and builds every
 decoder and output from it, without connecting anywhere. It prints one line
 per problem, each naming its key, and exits 2; or prints "ok" and exits 0.
-Without a file it checks the built-in default.`,
+Without a file it checks the built-in default.
+
+With --connect it then tries what the file names, consuming and writing
+nothing: Consul for an "@name" of kafka.brokers, the brokers (a metadata
+request, with kafka.settings' security settings), every topic of
+kafka.topics and the dead-letter topic, and every output's destination
+(each for at most 10 s). It prints a line per check and exits 1 if any
+failed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -78,10 +86,17 @@ Without a file it checks the built-in default.`,
 			for _, w := range warnings {
 				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
 			}
+			if connect {
+				log := cliLogger("error", cmd.ErrOrStderr())
+				if err := checkConnect(cmd.Context(), cfg, cmd.OutOrStdout(), log); err != nil {
+					return err
+				}
+			}
 			_, err = fmt.Fprintln(cmd.OutOrStdout(), "ok")
 			return err
 		},
 	}
+	check.Flags().BoolVar(&connect, "connect", false, "then try what the file names: the brokers and topics, Consul, every output (consumes and writes nothing; exit 1 if any fails)")
 	check.Flags().StringVar(&path, "config", "", "YAML config file (default: the built-in configs/shovel.yaml)")
 	cmd.AddCommand(check)
 	return cmd

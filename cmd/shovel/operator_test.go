@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shovel-metrics/shovel/outputs/carbon/carbontest"
+)
+
+// TestStopWithCarbonDownExitsOne: on SIGTERM with no output able to
+// deliver, shovel waits at most shutdown_timeout, says what it left behind
+// and exits 1; nothing it could not deliver is committed, so the messages
+// are read again on the next start (docs/operations.md, "Stopping").
+func TestStopWithCarbonDownExitsOne(t *testing.T) {
+	skipShort(t)
+	const topic, group = "kpis.down", "it-down"
+	b := startBroker(t, 1, topic, false)
+	b.produceKPIs(t, topic, 1, sliceKPIs("down", 5, recentTS()))
+	cfg := strings.Replace(pickleConfig(b.Addr, topic, group, "127.0.0.1:"+deadPort(t), "127.0.0.1:"+deadPort(t), ""),
+		"shutdown_timeout: 20s", "shutdown_timeout: 1s", 1)
+	sh := startShovel(t, "route", "--config", writeConfig(t, cfg))
+	require.Eventually(t, func() bool {
+		m := statusAddr.FindStringSubmatch(sh.logs.String())
+		if m == nil {
+			return false
+		}
+		n := 0.0
+		for _, c := range scrapeCounters(t, m[1]+"/metrics", "shovel_messages_total") {
+			n += c.value
+		}
+		return n == 5
+	}, 30*time.Second, 50*time.Millisecond, "shovel takes the messages")
+	start := time.Now()
+	code := sh.stop(t)
+	took := time.Since(start)
+	require.Equal(t, exitRuntime, code)
+	require.Less(t, took, 10*time.Second, "shutdown_timeout bounds the wait")
+	require.Contains(t, sh.logs.String(), "shovel: router: shutdown deadline reached with undelivered batches")
+	require.Zero(t, b.CommittedTotal(t, group, topic), "nothing undelivered is committed")
+}
+
+// TestConfigCheckConnect tries the services a config names: a broker that
+// answers, a topic that exists and one that does not, a pattern, a missing
+// dead-letter topic, a Carbon that listens and one that does not.
+func TestConfigCheckConnect(t *testing.T) {
+	skipShort(t)
+	b := startBroker(t, 1, "kpis.here", false)
+	pickle := carbontest.ListenPickle(t)
+	down := "127.0.0.1:" + deadPort(t)
+	cfg := writeConfig(t, fmt.Sprintf(`
+kafka: {brokers: %q, topics: [kpis.here, kpis.missing, "^kpis\\..*"]}
+routes: [{match: {type: slice}, decoder: slice, outputs: [graphite]}]
+outputs:
+  graphite: {kind: carbon-pickle, address: %q, fallback: line}
+  line: {kind: carbon-plaintext, address: %q, connect_timeout: 1s}
+dead_letter: {topic: shovel.dead}
+`, b.Addr, pickle.Addr(), down))
+	code, out, errOut := runCaptured(t, "config", "check", "--connect", cfg)
+	require.Equal(t, exitRuntime, code, errOut)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	require.Len(t, lines, 7, out)
+	require.Regexp(t, `^FAIL outputs.line: carbon-plaintext "line": not connected, next attempt in \S+ \(last error: dial `+
+		regexp.QuoteMeta(down)+`: connection refused\)$`, lines[6])
+	require.Equal(t, strings.Join([]string{
+		fmt.Sprintf("ok   kafka.brokers: %s answered; the cluster advertises %s", b.Addr, b.Addr),
+		"ok   kafka.topics[0] kpis.here: exists",
+		"FAIL kafka.topics[1] kpis.missing: no such topic",
+		`ok   kafka.topics[2] ^kpis\..*: matches kpis.here`,
+		"FAIL dead_letter.topic shovel.dead: no such topic (create it: shovel route refuses to start without it)",
+		"ok   outputs.graphite: connected",
+	}, "\n"), strings.Join(lines[:6], "\n"))
+	require.Contains(t, errOut, "shovel: config check --connect: 3 of 7 checks failed")
+}
