@@ -79,6 +79,32 @@ type Rule struct {
 	Rewrite     *Rewrite `mapstructure:"rewrite"`
 	AddPrefix   string   `mapstructure:"add_prefix"`
 	StripPrefix string   `mapstructure:"strip_prefix"`
+	// Graphite tag rules (docs/tags.md).
+	KeepTag   string     `mapstructure:"keep_tag"`
+	DropTag   string     `mapstructure:"drop_tag"`
+	AddTag    string     `mapstructure:"add_tag"`
+	RemoveTag string     `mapstructure:"remove_tag"`
+	RenameTag *RenameTag `mapstructure:"rename_tag"`
+	TagToPath *TagToPath `mapstructure:"tag_to_path"`
+	PathToTag *PathToTag `mapstructure:"path_to_tag"`
+}
+
+// RenameTag is a rule's `rename_tag: {from, to}`.
+type RenameTag struct {
+	From string `mapstructure:"from"`
+	To   string `mapstructure:"to"`
+}
+
+// TagToPath is a rule's `tag_to_path: {tag, segment}`.
+type TagToPath struct {
+	Tag     string `mapstructure:"tag"`
+	Segment int    `mapstructure:"segment"`
+}
+
+// PathToTag is a rule's `path_to_tag: {segment, tag}`.
+type PathToTag struct {
+	Segment int    `mapstructure:"segment"`
+	Tag     string `mapstructure:"tag"`
 }
 
 // Rewrite is a rule's `rewrite: {match, replace}`.

@@ -21,9 +21,19 @@ import (
 func (r Route) routerRules() []router.Rule {
 	out := make([]router.Rule, len(r.Rules))
 	for i, x := range r.Rules {
-		out[i] = router.Rule{Keep: x.Keep, Drop: x.Drop, AddPrefix: x.AddPrefix, StripPrefix: x.StripPrefix}
+		out[i] = router.Rule{Keep: x.Keep, Drop: x.Drop, AddPrefix: x.AddPrefix, StripPrefix: x.StripPrefix,
+			KeepTag: x.KeepTag, DropTag: x.DropTag, AddTag: x.AddTag, RemoveTag: x.RemoveTag}
 		if x.Rewrite != nil {
 			out[i].Rewrite = &router.Rewrite{Match: x.Rewrite.Match, Replace: x.Rewrite.Replace}
+		}
+		if x.RenameTag != nil {
+			out[i].RenameTag = &router.RenameTag{From: x.RenameTag.From, To: x.RenameTag.To}
+		}
+		if x.TagToPath != nil {
+			out[i].TagToPath = &router.TagToPath{Tag: x.TagToPath.Tag, Segment: x.TagToPath.Segment}
+		}
+		if x.PathToTag != nil {
+			out[i].PathToTag = &router.PathToTag{Segment: x.PathToTag.Segment, Tag: x.PathToTag.Tag}
 		}
 	}
 	return out

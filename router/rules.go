@@ -9,7 +9,9 @@ import (
 )
 
 // Rule is one per-sample step of a route, applied in order before the
-// samples go to the route's outputs: keep or drop by path, rewrite the path.
+// samples go to the route's outputs: keep or drop by path or tag, rewrite
+// the path, change its tags (tagrules.go). Path rules see a tagged path's
+// name only.
 type Rule struct {
 	// Exactly one of these is set.
 	Keep        string // keep only paths matching this pattern
@@ -17,8 +19,17 @@ type Rule struct {
 	Rewrite     *Rewrite
 	AddPrefix   string // prepend (a "." is added between if missing)
 	StripPrefix string // remove when present
+	KeepTag     string // keep only samples whose tags satisfy this expression
+	DropTag     string // drop samples whose tags satisfy this expression
+	AddTag      string // "key=value": set the tag
+	RemoveTag   string // remove the tag ("*": all of them)
+	RenameTag   *RenameTag
+	TagToPath   *TagToPath
+	PathToTag   *PathToTag
 
-	re *regexp.Regexp // compiled Keep/Drop/Rewrite pattern
+	re               *regexp.Regexp // compiled Keep/Drop/Rewrite pattern
+	tagExpr          TagExpr        // compiled KeepTag/DropTag
+	addKey, addValue string
 }
 
 // Rewrite replaces the parts of a path that match a regular expression;
@@ -43,10 +54,13 @@ func CompileRules(rules []Rule) ([]Rule, error) {
 		if r.Rewrite != nil {
 			set++
 		}
-		if set != 1 {
-			return nil, fmt.Errorf("rules[%d]: exactly one of keep, drop, rewrite, add_prefix, strip_prefix must be set", i)
+		tagSet, err := compileTagRule(&r)
+		if set+tagSet != 1 {
+			return nil, fmt.Errorf("rules[%d]: exactly one of keep, drop, rewrite, add_prefix, strip_prefix, keep_tag, drop_tag, add_tag, remove_tag, rename_tag, tag_to_path, path_to_tag must be set", i)
 		}
-		var err error
+		if err != nil {
+			return nil, fmt.Errorf("rules[%d]: %w", i, err)
+		}
 		switch {
 		case r.Keep != "":
 			r.re, err = compilePattern(r.Keep)
@@ -122,25 +136,40 @@ func applyRules(rules []Rule, samples []metric.Sample) []metric.Sample {
 		return samples
 	}
 	out := samples[:0]
+	var ts *metric.TagSet // scratch of the tag rules, when there are any
 next:
 	for _, s := range samples {
 		for i := range rules {
 			r := &rules[i]
 			switch {
 			case r.Keep != "":
-				if !r.re.MatchString(s.Path) {
+				if !r.re.MatchString(pathName(s.Path)) {
 					continue next
 				}
 			case r.Drop != "":
-				if r.re.MatchString(s.Path) {
+				if r.re.MatchString(pathName(s.Path)) {
 					continue next
 				}
 			case r.Rewrite != nil:
-				s.Path = r.re.ReplaceAllString(s.Path, r.Rewrite.Replace)
+				name := pathName(s.Path)
+				s.Path = r.re.ReplaceAllString(name, r.Rewrite.Replace) + s.Path[len(name):]
 			case r.AddPrefix != "":
 				s.Path = r.AddPrefix + s.Path
 			case r.StripPrefix != "":
 				s.Path = strings.TrimPrefix(s.Path, r.StripPrefix)
+			case r.KeepTag != "":
+				if !r.tagExpr.Matches(s.Path) {
+					continue next
+				}
+			case r.DropTag != "":
+				if r.tagExpr.Matches(s.Path) {
+					continue next
+				}
+			default:
+				if ts == nil {
+					ts = new(metric.TagSet)
+				}
+				s.Path = applyTagRule(r, s.Path, ts)
 			}
 		}
 		out = append(out, s)
@@ -148,11 +177,19 @@ next:
 	return out
 }
 
+// pathName is the name of a tagged path, or the whole of a plain one.
+func pathName(p string) string {
+	if i := strings.IndexByte(p, ';'); i >= 0 {
+		return p[:i]
+	}
+	return p
+}
+
 // rulesChangePaths reports whether any rule may change a path (rather than
 // only keep or drop samples), which voids a decoder's metric.CheckedPaths.
 func rulesChangePaths(rules []Rule) bool {
 	for _, r := range rules {
-		if r.Keep == "" && r.Drop == "" {
+		if r.Keep == "" && r.Drop == "" && r.KeepTag == "" && r.DropTag == "" {
 			return true
 		}
 	}

@@ -72,7 +72,7 @@ func TestApplyRules(t *testing.T) {
 
 func TestCompileRulesErrors(t *testing.T) {
 	_, err := CompileRules([]Rule{{Keep: "a", Drop: "b"}})
-	require.EqualError(t, err, "rules[0]: exactly one of keep, drop, rewrite, add_prefix, strip_prefix must be set")
+	require.EqualError(t, err, "rules[0]: exactly one of keep, drop, rewrite, add_prefix, strip_prefix, keep_tag, drop_tag, add_tag, remove_tag, rename_tag, tag_to_path, path_to_tag must be set")
 	_, err = CompileRules([]Rule{{}, {Keep: "^("}})
 	require.ErrorContains(t, err, "rules[0]")
 	_, err = CompileRules([]Rule{{Keep: "^("}})
