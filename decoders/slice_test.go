@@ -291,7 +291,7 @@ func FuzzSlice(f *testing.F) {
 		f.Add(value)
 	}
 	f.Add([]byte(benchSliceMessage))
-	for _, a := range amplifiers(f, 8<<10)[:3] { // the slice decoder's
+	for _, a := range amplifiers(f, 2<<10)[:3] { // the slice decoder's
 		f.Add(a.value)
 	}
 	dec := newSliceDecoder(f, nil)
