@@ -91,7 +91,7 @@ func shortNames(b *bytes.Buffer, size int) {
 // again and again. Each is about size bytes and would decode into 100 to
 // 1 000 times that.
 func amplifiers(t testing.TB, size int) []amplifier {
-	key := longKey(4000)
+	key := longKey(metric.MaxNameLen - 48) // the longest name carbon stores, less room for the metric name
 	var data, prefixes, sliceData, jsonArray, jsonRepeat bytes.Buffer
 	n := size - 64 // room for the closing brackets
 	fmt.Fprintf(&data, `{"type":"slice","ts":1700000000,"data":{"%s":{`, key)
@@ -102,7 +102,7 @@ func amplifiers(t testing.TB, size int) []amplifier {
 	prefixes.WriteString("}}}}")
 	seg := strings.Repeat("m", 200)
 	fmt.Fprintf(&sliceData, `{"type":"slice","ts":1700000000,"slice_data":[{"metadata":{"title":"%s","device_id":"%s","context":{`, seg, seg)
-	for i := range 17 {
+	for i := range 7 { // with title and device_id, 9 segments of 200 bytes: the longest path carbon stores
 		if i > 0 {
 			sliceData.WriteByte(',')
 		}
@@ -112,7 +112,7 @@ func amplifiers(t testing.TB, size int) []amplifier {
 	shortNames(&sliceData, n)
 	sliceData.WriteString("}}]}")
 	fmt.Fprintf(&jsonArray, `{"ts":1700000000,"tags":[`)
-	for i := range 19 {
+	for i := range 9 {
 		if i > 0 {
 			jsonArray.WriteByte(',')
 		}
@@ -126,14 +126,14 @@ func amplifiers(t testing.TB, size int) []amplifier {
 	jsonRepeat.WriteString("}}")
 
 	return []amplifier{
-		{"slice data: one 4 KB key, short names", newSliceDecoder(t, nil), data.Bytes()},
-		{"slice prefixes: one 4 KB key, short names", newSliceDecoder(t, nil), prefixes.Bytes()},
-		{"slice_data: one entry's 4 KB metadata, short names", newSliceDecoder(t, nil), sliceData.Bytes()},
+		{"slice data: one 2 KB key, short names", newSliceDecoder(t, nil), data.Bytes()},
+		{"slice prefixes: one 2 KB key, short names", newSliceDecoder(t, nil), prefixes.Bytes()},
+		{"slice_data: one entry's 2 KB metadata, short names", newSliceDecoder(t, nil), sliceData.Bytes()},
 		{"json: an array field in the path", newDecoder(t, "json", func(c *decoders.JSONConfig) {
 			c.Path, c.Timestamp.Field, c.MetricsObject = "{tags}.{metric}", "ts", "counters"
 		}), jsonArray.Bytes()},
 		{"json: a field repeated in the path", newDecoder(t, "json", func(c *decoders.JSONConfig) {
-			c.Path = strings.Repeat("{host}.", 19) + "{metric}"
+			c.Path = strings.Repeat("{host}.", 9) + "{metric}"
 			c.Timestamp.Field, c.MetricsObject = "ts", "counters"
 		}), jsonRepeat.Bytes()},
 		{"pickle: one 3.8 KB-path tuple referenced through the memo", newDecoder[decoders.PickleConfig](t, "carbon-pickle", nil),

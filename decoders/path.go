@@ -12,12 +12,10 @@ import (
 )
 
 // ReasonPathTooLong rejects a sample whose sanitised path is longer than
-// the decoder's path.max_length, or has a segment longer than a file name
-// may be (255 bytes: Whisper stores each segment as a directory or file).
-const ReasonPathTooLong = "path_too_long"
-
-// maxSegmentLen is the longest segment: most file systems' name limit.
-const maxSegmentLen = 255
+// the decoder's path.max_length, or whose name (tags left out) carbon
+// could not store: longer than metric.MaxNameLen, or with a segment longer
+// than metric.MaxSegmentLen.
+const ReasonPathTooLong = metric.ReasonPathTooLong
 
 // DefaultPathAllowed is the punctuation kept in paths by default, besides
 // ASCII letters and digits. Everything else that is not a valid UTF-8
@@ -228,10 +226,11 @@ func (b PathBuilder) Check() string {
 	if len(b.buf) == 0 || b.name == 0 {
 		return metric.ReasonBadPath
 	}
-	if len(b.buf) > b.s.max {
-		return ReasonPathTooLong
+	name := b.name
+	if name < 0 {
+		name = len(b.buf)
 	}
-	if b.st.maxSeg > maxSegmentLen {
+	if len(b.buf) > b.s.max || name > metric.MaxNameLen || int(b.st.maxSeg) > metric.MaxSegmentLen {
 		return ReasonPathTooLong
 	}
 	return ""

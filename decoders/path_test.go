@@ -39,11 +39,14 @@ func TestPathSanitizer(t *testing.T) {
 		{name: "nothing left when deleting", set: func(c *decoders.PathConfig) { c.Replacement = "" }, in: " . .. ", reason: metric.ReasonBadPath},
 		{name: "empty", in: "", reason: metric.ReasonBadPath},
 		{name: "only dots", in: "...", reason: metric.ReasonBadPath},
-		{name: "max length", in: strings.Repeat("abcdefgh.", 455) + "a", want: strings.Repeat("abcdefgh.", 455) + "a"},
-		{name: "too long", in: strings.Repeat("abcdefgh.", 456) + "abc", reason: decoders.ReasonPathTooLong},
+		{name: "longest name", in: strings.Repeat("abcdefgh.", 227) + "abcde", want: strings.Repeat("abcdefgh.", 227) + "abcde"},
+		{name: "name too long for carbon", in: strings.Repeat("abcdefgh.", 227) + "abcdef", reason: decoders.ReasonPathTooLong},
+		{name: "4096 bytes", in: strings.Repeat("abcdefgh.", 455) + "a", reason: decoders.ReasonPathTooLong},
 		{name: "configured max length", set: func(c *decoders.PathConfig) { c.MaxLength = 3 }, in: "a.bc", reason: decoders.ReasonPathTooLong},
-		{name: "segment too long", in: "a." + strings.Repeat("x", 256), reason: decoders.ReasonPathTooLong},
-		{name: "longest segment", in: "a." + strings.Repeat("x", 255), want: "a." + strings.Repeat("x", 255)},
+		{name: "leaf too long for carbon", in: "a." + strings.Repeat("x", 252), reason: decoders.ReasonPathTooLong},
+		{name: "segment too long for carbon", in: strings.Repeat("x", 252) + ".a", reason: decoders.ReasonPathTooLong},
+		{name: "255-byte leaf", in: "a." + strings.Repeat("x", 255), reason: decoders.ReasonPathTooLong},
+		{name: "longest segment", in: "a." + strings.Repeat("x", 251), want: "a." + strings.Repeat("x", 251)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

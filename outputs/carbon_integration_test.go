@@ -3,6 +3,7 @@ package outputs
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,4 +105,35 @@ func TestCarbonCHAgainstCarbonCaches(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestCarbonStoresTheLongestValidPath: the longest name metric.ValidPath
+// accepts, MaxNameLen bytes of MaxSegmentLen-byte segments, is one that a
+// real carbon-cache stores (before, 252-255-byte leaves and 4096-byte
+// paths were accepted and carbon failed on them: "File name too long").
+func TestCarbonStoresTheLongestValidPath(t *testing.T) {
+	c := carbontest.Start(t)
+	seg := strings.Repeat("s", metric.MaxSegmentLen)
+	last := strings.Repeat("t", metric.MaxNameLen-8*(len(seg)+1))
+	longest := strings.Repeat(seg+".", 8) + last
+	require.Len(t, longest, metric.MaxNameLen)
+	require.True(t, metric.ValidPath(longest))
+	leaf := "shovel.it.leaf." + strings.Repeat("l", metric.MaxSegmentLen)
+	require.True(t, metric.ValidPath(leaf))
+	for _, tooLong := range []string{longest + "x", leaf + "x"} {
+		require.False(t, metric.ValidPath(tooLong))
+		require.Equal(t, metric.ReasonPathTooLong, metric.PathReason(tooLong))
+	}
+
+	out := newOutput(t, "carbon-pickle", map[string]any{"address": c.PickleAddr()}, metric.Env{})
+	connect(t, out)
+	recent := time.Now().Add(-time.Minute).Unix()
+	require.NoError(t, out.Write(context.Background(), []metric.Sample{
+		{Path: longest, Time: float64(recent), Value: 1},
+		{Path: leaf, Time: float64(recent), Value: 2},
+	}))
+	require.Equal(t, []carbontest.Point{{Time: recent, Value: 1}}, c.WaitFor(t, longest, 1, 30*time.Second))
+	require.Equal(t, []carbontest.Point{{Time: recent, Value: 2}}, c.WaitFor(t, leaf, 1, 30*time.Second))
+	require.FileExists(t, c.WhisperFile(longest))
+	t.Logf("stored at %d bytes: %s", len(c.WhisperFile(longest)), c.WhisperFile(longest)[:60]+"...")
 }

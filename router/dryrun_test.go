@@ -28,6 +28,7 @@ func TestDryRunAgreesWithHandle(t *testing.T) {
 		{"decoder panic", "lines", "panic now", []string{"decoder_panic"}},
 		{"decoder drops a sample", "lines", "!nan\nkeep.c 3 " + recent, []string{metric.ReasonNotANumber}},
 		{"unsafe path", "lines", "keep..d 1 " + recent, []string{metric.ReasonBadPath}},
+		{"path too long for carbon", "lines", "keep." + strings.Repeat("x", metric.MaxSegmentLen+1) + " 1 " + recent, []string{metric.ReasonPathTooLong}},
 		{"not finite", "lines", "keep.e +Inf " + recent, []string{metric.ReasonNotFinite}},
 		{"bad timestamp", "lines", "keep.f 1 -5", []string{metric.ReasonBadTimestamp}},
 		{"too old", "lines", "keep.g 1 100", []string{ReasonOutOfWindow}},

@@ -563,7 +563,8 @@ func (r *Router) checkSamples(msg *metric.Message, decoder string, in []metric.S
 	for _, s := range in {
 		switch {
 		case checkPaths && !metric.ValidPath(s.Path):
-			rs.reject(msg, decoder, metric.ReasonBadPath, "sample dropped", &metric.Rejection{Path: s.Path, Reason: metric.ReasonBadPath})
+			reason := metric.PathReason(s.Path)
+			rs.reject(msg, decoder, reason, "sample dropped", &metric.Rejection{Path: s.Path, Reason: reason})
 		case !finite(s.Value):
 			rs.reject(msg, decoder, metric.ReasonNotFinite, "sample dropped", &metric.Rejection{Path: s.Path, Reason: metric.ReasonNotFinite})
 		case !finite(s.Time) || s.Time < 0:

@@ -127,7 +127,7 @@ func (s *Slice) Validate() error {
 			// Two valid paths joined by one dot make a valid path, so
 			// the joined one is built only for the error message.
 			switch {
-			case !metric.ValidPath(o.path) || !metric.ValidPath(m.Name) || len(o.path)+1+len(m.Name) > metric.MaxPathLen:
+			case !metric.ValidPath(o.path) || !metric.ValidPath(m.Name) || len(o.path)+1+len(m.Name) > metric.MaxNameLen:
 				errs = append(errs, fmt.Errorf("kpi: %q is not a valid metric path (no spaces, control characters or empty segments)", o.path+"."+m.Name))
 			case math.IsNaN(m.Value) || math.IsInf(m.Value, 0):
 				errs = append(errs, fmt.Errorf("kpi: %s.%s: value %v is not a finite number", o.path, m.Name, m.Value))

@@ -406,7 +406,10 @@ const (
 	ReasonNotANumber   = "not_a_number"
 	ReasonNotFinite    = "not_finite"
 	ReasonBadPath      = "bad_path"
-	ReasonNoRoute      = "no_route"
+	// ReasonPathTooLong: a path, or a segment of it, longer than carbon
+	// can store (see MaxNameLen and MaxSegmentLen).
+	ReasonPathTooLong = "path_too_long"
+	ReasonNoRoute     = "no_route"
 	// ReasonOverBudget: the message would decode into more than its
 	// output budget (Result.Budget); it is rejected whole.
 	ReasonOverBudget = "output_budget"
