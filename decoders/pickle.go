@@ -2,7 +2,6 @@ package decoders
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -591,8 +590,9 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Res
 			if b, err = line(); err != nil {
 				break
 			}
-			f, perr := strconv.ParseFloat(string(b), 64)
-			if errors.Is(perr, strconv.ErrSyntax) {
+			// Python's unpickler calls float() on the line.
+			f, ok := parsePyFloat(b)
+			if !ok {
 				err = pickleFail(ReasonInvalidPickle, "bad FLOAT at offset %d", i)
 				break
 			}

@@ -78,67 +78,17 @@ func (c ValueConfig) BoolValue(b bool) (float64, string) {
 }
 
 // NumberText parses the text of a number as Carbon's plaintext protocol
-// carries it and as numeric strings hold it: JSON's grammar, plus what
-// Python's float() and go-carbon also take in decimal ("+1", ".5", "1.",
-// "007"). NaN and infinities, in any spelling, are not_finite; anything
-// else is not_a_number. It does not allocate.
+// carries it and as numeric strings hold it: exactly what Python's
+// float(), which Carbon applies, accepts (see parsePyFloat: "1.", ".5",
+// "+1", "1_000", " 7 " are numbers; ".", "-.", "+-1", ".e5" are not). NaN
+// and infinities, in any spelling, and numbers too large for a float64
+// are not_finite; anything else is not_a_number.
 func NumberText(b []byte) (float64, string) {
-	if len(b) == 0 || len(b) > 64 {
-		return 0, metric.ReasonNotANumber
-	}
-	if isNonFinite(b) {
-		return 0, metric.ReasonNotFinite
-	}
-	// Rewrite into JSON's grammar on the stack and parse that.
-	var buf [80]byte
-	n := buf[:0]
-	rest := b
-	switch rest[0] {
-	case '-':
-		n = append(n, '-')
-		rest = rest[1:]
-	case '+':
-		rest = rest[1:]
-	}
-	for len(rest) > 1 && rest[0] == '0' && rest[1] >= '0' && rest[1] <= '9' {
-		rest = rest[1:]
-	}
-	if len(rest) > 0 && rest[0] == '.' {
-		n = append(n, '0')
-	}
-	for k, c := range rest {
-		n = append(n, c)
-		if c == '.' && (k+1 == len(rest) || rest[k+1] < '0' || rest[k+1] > '9') {
-			n = append(n, '0')
-		}
-	}
-	v, err := jsonscan.ParseNumber(n)
-	if err != nil {
+	v, ok := parsePyFloat(b)
+	if !ok {
 		return 0, metric.ReasonNotANumber
 	}
 	return finiteValue(v)
-}
-
-// isNonFinite reports Python's and Go's spellings of NaN and infinity.
-func isNonFinite(b []byte) bool {
-	if b[0] == '+' || b[0] == '-' {
-		b = b[1:]
-	}
-	var lower [8]byte
-	if len(b) > len(lower) {
-		return false
-	}
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		lower[i] = c
-	}
-	switch string(lower[:len(b)]) {
-	case "nan", "inf", "infinity":
-		return true
-	}
-	return false
 }
 
 func finiteValue(v float64) (float64, string) {

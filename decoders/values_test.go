@@ -35,7 +35,11 @@ func TestJSONValue(t *testing.T) {
 		{`"1e999"`, jsonscan.String, all, 0, metric.ReasonNotFinite},
 		{`"twelve"`, jsonscan.String, all, 0, metric.ReasonNotANumber},
 		{`""`, jsonscan.String, all, 0, metric.ReasonNotANumber},
-		{`" 1"`, jsonscan.String, all, 0, metric.ReasonNotANumber},
+		{`" 1"`, jsonscan.String, all, 1, ""}, // float(" 1") is 1.0
+		{`"."`, jsonscan.String, all, 0, metric.ReasonNotANumber},
+		{`"-."`, jsonscan.String, all, 0, metric.ReasonNotANumber},
+		{`"+-1"`, jsonscan.String, all, 0, metric.ReasonNotANumber},
+		{`".e5"`, jsonscan.String, all, 0, metric.ReasonNotANumber},
 		{`true`, jsonscan.Bool, all, 1, ""},
 		{`false`, jsonscan.Bool, all, 0, ""},
 		{`true`, jsonscan.Bool, none, 0, metric.ReasonNotANumber},
@@ -54,8 +58,9 @@ func TestJSONValue(t *testing.T) {
 
 func TestNumberText(t *testing.T) {
 	for in, want := range map[string]string{
-		"1": "", "1.5": "", "-0": "", "1e3": "", "+1": "", ".5": "", "1.": "",
-		"": metric.ReasonNotANumber, "x": metric.ReasonNotANumber, "1_0": metric.ReasonNotANumber, "1 ": metric.ReasonNotANumber,
+		"1": "", "1.5": "", "-0": "", "1e3": "", "+1": "", ".5": "", "1.": "", "1_0": "", "1 ": "", "١٢": "",
+		"": metric.ReasonNotANumber, "x": metric.ReasonNotANumber, "1__0": metric.ReasonNotANumber,
+		".": metric.ReasonNotANumber, "-.": metric.ReasonNotANumber, "+-1": metric.ReasonNotANumber, ".e5": metric.ReasonNotANumber,
 		"nan": metric.ReasonNotFinite, "NaN": metric.ReasonNotFinite, "inf": metric.ReasonNotFinite, "-Infinity": metric.ReasonNotFinite, "1e400": metric.ReasonNotFinite,
 	} {
 		_, reason := decoders.NumberText([]byte(in))
