@@ -25,6 +25,8 @@ func TestTaggedSeriesAgainstCarbonCache(t *testing.T) {
 	ctx := context.Background()
 	pickle := newOutput(t, "carbon-pickle", map[string]any{"address": c.PickleAddr()}, metric.Env{})
 	plain := newOutput(t, "carbon-plaintext", map[string]any{"address": c.LineAddr()}, metric.Env{})
+	connect(t, pickle)
+	connect(t, plain)
 
 	const (
 		pon    = "shovel.it.tags.PONStats.RxBytes;device_id=0001c5f1;devicetype=openolt;portlabel=pon-0"
