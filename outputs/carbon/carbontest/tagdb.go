@@ -1,9 +1,12 @@
 package carbontest
 
 import (
+	"io/fs"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -58,4 +61,19 @@ func (c *Carbon) TagDB() []string {
 	out := slices.Clone(c.tagDB.series)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// WhisperFiles lists every whisper file carbon has created so far, as
+// paths that WhisperFile returns: a test can check that a node holds its
+// series and no other.
+func (c *Carbon) WhisperFiles() ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(c.whisperDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".wsp") {
+			files = append(files, p)
+		}
+		return err
+	})
+	slices.Sort(files)
+	return files, err
 }
