@@ -603,14 +603,18 @@ func safeDecode(d metric.Decoder, msg *metric.Message, res *metric.Result) (err 
 // itself is caught here, after the fact, by the cost of what it returned.
 // Either way the message is rejected whole, as output_budget.
 func decodeWithin(d metric.Decoder, msg *metric.Message, res *metric.Result) error {
-	if err := safeDecode(d, msg, res); err != nil {
-		return err
+	err := safeDecode(d, msg, res)
+	if err == nil {
+		err = res.Over()
 	}
-	if err := res.Over(); err != nil {
+	if errors.Is(err, metric.ErrOverBudget) { // the shared error: say by how much
+		return metric.Rejectf(metric.ReasonOverBudget, "decoding passed the output budget of %d bytes for this %d-byte message", res.Budget, msg.Size())
+	}
+	if err != nil {
 		return err
 	}
 	if c := res.Cost(); res.Budget > 0 && c > res.Budget {
-		return metric.Rejectf(metric.ReasonOverBudget, "decoded into %d bytes, more than the output budget of %d bytes for this message", c, res.Budget)
+		return metric.Rejectf(metric.ReasonOverBudget, "decoded into %d bytes, more than the output budget of %d bytes for this %d-byte message", c, res.Budget, msg.Size())
 	}
 	return nil
 }

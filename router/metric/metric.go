@@ -120,7 +120,7 @@ func Cost(s *Sample) int { return len(s.Path) + SampleOverhead }
 func (r *Result) Add(s Sample) error {
 	r.spent += len(s.Path) + SampleOverhead
 	if r.Budget > 0 && r.spent > r.Budget {
-		return r.overBudget()
+		return ErrOverBudget
 	}
 	r.Samples = append(r.Samples, s)
 	return nil
@@ -133,7 +133,7 @@ func (r *Result) Add(s Sample) error {
 func (r *Result) Charge(n int) error {
 	r.spent += n
 	if r.Budget > 0 && r.spent > r.Budget {
-		return r.overBudget()
+		return ErrOverBudget
 	}
 	return nil
 }
@@ -160,15 +160,17 @@ func (r *Result) Spent() int { return r.spent }
 // whose loop may only reject checks Over as it goes.
 func (r *Result) Over() error {
 	if r.Budget > 0 && r.spent > r.Budget {
-		return r.overBudget()
+		return ErrOverBudget
 	}
 	return nil
 }
 
-func (r *Result) overBudget() error {
-	return &RejectError{Reason: ReasonOverBudget,
-		Detail: fmt.Sprintf("decoding passed the output budget of %d bytes for this message", r.Budget)}
-}
+// ErrOverBudget is what Add, Charge and Over return once a Result's
+// charges have passed its Budget: a whole-message rejection with reason
+// output_budget. It is one shared value, returned without a call so that
+// Add, on every sample's path, is small enough to be inlined; the router
+// says by how much when it logs it.
+var ErrOverBudget error = &RejectError{Reason: ReasonOverBudget, Detail: "decoding passed the output budget for this message"}
 
 // Defaults of the output budget, the config's limits.output_ratio and
 // limits.output_min. The real messages shovel serves are charged 0.5 to 5
