@@ -29,6 +29,7 @@ func init() { subcommands = append(subcommands, newDemoCmd) }
 type demoOptions struct {
 	interval time.Duration
 	prefix   string
+	deviceID string
 	carbon   config.Overrides // Host, Port, LinePort only
 	logLevel string
 }
@@ -71,7 +72,8 @@ shovel demo and the tests; no config file can ask for it.`,
 	}
 	f := cmd.Flags()
 	f.DurationVar(&o.interval, "interval", 2*time.Second, "time between published KPI messages")
-	f.StringVar(&o.prefix, "prefix", routerkpi.DefaultPrefix(), "object path the KPIs are published under")
+	f.StringVar(&o.prefix, "prefix", routerkpi.DefaultPrefix(), "object path the slice KPIs are published under")
+	f.StringVar(&o.deviceID, "device-id", "", "device id of the VOLTHA KPI events (default: the host name)")
 	f.StringVarP(&o.carbon.Host, "host", "H", "", "Carbon host (default: localhost, from the built-in config)")
 	f.IntVarP(&o.carbon.Port, "port", "p", 0, "Carbon pickle port (2004 in the built-in config)")
 	f.IntVar(&o.carbon.LinePort, "line-port", 2003, "Carbon plaintext (fallback) port")
@@ -82,9 +84,17 @@ shovel demo and the tests; no config file can ask for it.`,
 }
 
 func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error {
-	pub := publishOptions{brokers: "embedded", topic: routerkpi.DefaultTopic, interval: o.interval, prefix: o.prefix, logLevel: o.logLevel}
-	if err := pub.check(); err != nil {
-		return usageError{err}
+	// Both formats, as a site that runs old and new VOLTHA components
+	// would have them: JSON slices on voltha.kpis, protobuf events (this
+	// host as an OLT) on voltha.events.
+	pub := publishOptions{brokers: "embedded", format: routerkpi.FormatSlice, topic: routerkpi.DefaultTopic,
+		interval: o.interval, prefix: o.prefix, logLevel: o.logLevel}
+	events := pub
+	events.format, events.topic, events.deviceID = routerkpi.FormatVolthaEvent, routerkpi.VolthaTopic, o.deviceID
+	for _, p := range []publishOptions{pub, events} {
+		if err := p.check(); err != nil {
+			return usageError{err}
+		}
 	}
 	log := cliLogger(o.logLevel, stderr)
 
@@ -96,10 +106,10 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error
 	if err := cfg.Apply(config.Overrides{Host: o.carbon.Host, Port: o.carbon.Port, LinePort: o.carbon.LinePort}); err != nil {
 		return usageError{err}
 	}
-	cfg.Kafka.Topics = []string{pub.topic} // what the demo publishes, whatever SHOVEL_KAFKA_TOPICS says
+	cfg.Kafka.Topics = []string{pub.topic, events.topic} // what the demo publishes, whatever SHOVEL_KAFKA_TOPICS says
 	cfg.ShutdownTimeout = demoShutdown
 
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, pub.topic))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, pub.topic, events.topic))
 	if err != nil {
 		return fmt.Errorf("demo: start the embedded broker: %w", err)
 	}
@@ -126,6 +136,8 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error
 
 	fmt.Fprintf(stderr, "shovel demo: embedded Kafka at %s, topic %s; publishing this process's KPIs as %s.* every %s.\n",
 		broker, pub.topic, pub.prefix, pub.interval)
+	fmt.Fprintf(stderr, "shovel demo: and on topic %s, this host's network interfaces and process as a VOLTHA OLT's protobuf KPI events (voltha.<host>.NNIStats.*, voltha.<host>.ProcessStats.*).\n",
+		events.topic)
 	fmt.Fprintf(stderr, "shovel demo: samples go to Carbon at %s, and are printed below as Carbon plaintext lines. Ctrl-C stops.\n",
 		strings.Join(carbonAddrs, ", falling back to "))
 	if !carbonUp {
@@ -190,11 +202,10 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error
 		})
 	}
 
-	p := &routerkpi.Publisher{
-		Sender: producer, Topic: pub.topic, Object: pub.prefix, Interval: pub.interval,
-		Source: routerkpi.Process{}, Logger: log.With("component", "publisher"),
+	for _, po := range []publishOptions{pub, events} {
+		p := po.publisher(producer, log.With("component", "publisher", "format", po.format))
+		wg.Go(func() { _ = p.Run(runCtx) }) // Run returns nil when runCtx ends
 	}
-	wg.Go(func() { _ = p.Run(runCtx) }) // Run returns nil when runCtx ends
 	<-runCtx.Done()
 	wg.Wait()
 
@@ -206,25 +217,32 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error
 	return errors.Join(errs...)
 }
 
-// stdoutRouter routes slice messages to a file output on w. It is a router
+// stdoutRouter routes slice messages and VOLTHA events to a file output on w. It is a router
 // of its own, fed by a consumer group of its own, so that it keeps
 // printing while the Carbon side waits for Carbon: one router waits, by
 // design, when an output of a route cannot take more.
 func stdoutRouter(w io.Writer, log *slog.Logger) (*router.Router, error) {
-	factory, err := decoders.Lookup("slice")
-	if err != nil {
-		return nil, err
-	}
-	dec, err := factory(nil, metric.Env{Name: "slice", Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	match, err := router.NewMatch(routerkpi.Type, "", nil)
-	if err != nil {
-		return nil, err
+	var routes []router.Route
+	for _, r := range []struct{ decoder, typ, topic string }{
+		{"voltha-event", "", routerkpi.VolthaTopic},
+		{"slice", routerkpi.Type, ""},
+	} {
+		factory, err := decoders.Lookup(r.decoder)
+		if err != nil {
+			return nil, err
+		}
+		dec, err := factory(nil, metric.Env{Name: r.decoder, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		match, err := router.NewMatch(r.typ, r.topic, nil)
+		if err != nil {
+			return nil, err
+		}
+		routes = append(routes, router.Route{Name: "demo-stdout-" + r.decoder, Match: match, Decoder: dec, DecoderName: r.decoder, Outputs: []string{"stdout"}})
 	}
 	return router.New(router.Config{
-		Routes: []router.Route{{Name: "demo-stdout", Match: match, Decoder: dec, DecoderName: "slice", Outputs: []string{"stdout"}}},
+		Routes: routes,
 		Outputs: []router.OutputConfig{{
 			Name: "stdout", Output: outputs.NewStreamOutput(w, log.With("output", "stdout")),
 			FlushInterval: 50 * time.Millisecond,

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,9 +48,10 @@ func (d *demoRun) stop(t *testing.T) int {
 	}
 }
 
-// demoLines parses the Carbon plaintext lines the demo printed, requiring
-// every line to be one, and returns the distinct timestamps seen per metric.
-func demoLines(t *testing.T, out, prefix string) map[string]map[float64]bool {
+// demoLines parses the Carbon plaintext lines the demo printed under
+// prefix, requiring every line to be one, under prefix or one of others,
+// and returns the distinct timestamps seen per metric.
+func demoLines(t *testing.T, out, prefix string, others ...string) map[string]map[float64]bool {
 	t.Helper()
 	got := map[string]map[float64]bool{}
 	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
@@ -58,6 +61,9 @@ func demoLines(t *testing.T, out, prefix string) map[string]map[float64]bool {
 		f := strings.Fields(line)
 		require.Len(t, f, 3, "a plaintext line: %q", line)
 		name, ok := strings.CutPrefix(f[0], prefix+".")
+		if !ok && slices.ContainsFunc(others, func(o string) bool { return strings.HasPrefix(f[0], o+".") }) {
+			continue
+		}
 		require.True(t, ok, "published under the prefix: %q", line)
 		_, err := strconv.ParseFloat(f[1], 64)
 		require.NoError(t, err, line)
@@ -86,22 +92,34 @@ func countLines(out, prefix string) int {
 func TestDemoPrintsPublishedSamplesAndFeedsCarbon(t *testing.T) {
 	skipShort(t)
 	pickle := carbontest.ListenPickle(t)
-	d := startDemo(t, "--interval", "200ms", "--prefix", "test.demo",
+	d := startDemo(t, "--interval", "200ms", "--prefix", "test.demo", "--device-id", "olt-demo",
 		"-H", "127.0.0.1", "-p", port(t, pickle.Addr()), "--line-port", deadPort(t))
-	// Several measurements of every metric reach stdout...
+	// Several measurements of every metric reach stdout, in both formats...
 	require.Eventually(t, func() bool {
-		return countLines(d.stdout.String(), "test.demo."+routerkpi.MetricGoroutines+" ") >= 3
+		out := d.stdout.String()
+		return countLines(out, "test.demo."+routerkpi.MetricGoroutines+" ") >= 3 &&
+			countLines(out, "voltha.olt-demo.ProcessStats."+routerkpi.MetricGoroutines+" ") >= 3
 	}, 60*time.Second, 50*time.Millisecond)
 	// ...and Carbon.
-	require.Eventually(t, func() bool { return pickle.Len() >= 3*len(routerkpi.ProcessMetrics()) }, 60*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return pickle.Len() >= 6*len(routerkpi.ProcessMetrics()) }, 60*time.Second, 50*time.Millisecond)
 	require.Equal(t, 0, d.stop(t))
 
-	lines := demoLines(t, d.stdout.String(), "test.demo")
+	out := d.stdout.String()
+	lines := demoLines(t, out, "test.demo", "voltha.olt-demo")
+	events := demoLines(t, out, "voltha.olt-demo", "test.demo")
 	for _, name := range routerkpi.ProcessMetrics() {
 		require.NotEmpty(t, lines[name], "metric %s printed", name)
+		require.NotEmpty(t, events["ProcessStats."+name], "metric %s printed from the protobuf events", name)
 	}
 	require.Len(t, lines, len(routerkpi.ProcessMetrics()), "nothing but the publisher's metrics")
+	if runtime.GOOS == "linux" {
+		require.NotEmpty(t, events["NNIStats.nni-lo.RxBytes"], "this host's interfaces as NNI ports")
+	}
 	for _, s := range pickle.Samples() {
+		if name, ok := strings.CutPrefix(s.Path, "voltha.olt-demo."); ok {
+			require.True(t, events[name][s.Time], "Carbon got what stdout showed: %v", s)
+			continue
+		}
 		require.True(t, strings.HasPrefix(s.Path, "test.demo."), s.Path)
 		require.True(t, lines[strings.TrimPrefix(s.Path, "test.demo.")][s.Time], "Carbon got what stdout showed: %v", s)
 	}
@@ -112,7 +130,7 @@ func TestDemoPrintsPublishedSamplesAndFeedsCarbon(t *testing.T) {
 
 func TestDemoKeepsPrintingWithoutCarbon(t *testing.T) {
 	skipShort(t)
-	d := startDemo(t, "--interval", "10ms", "--prefix", "test.nocarbon",
+	d := startDemo(t, "--interval", "10ms", "--prefix", "test.nocarbon", "--device-id", "olt-nocarbon",
 		"-H", "127.0.0.1", "-p", deadPort(t), "--line-port", deadPort(t))
 	// More messages than the Carbon output's queue holds (queue_size 1024):
 	// had stdout shared the Carbon route, it would have stopped there.
@@ -121,7 +139,7 @@ func TestDemoKeepsPrintingWithoutCarbon(t *testing.T) {
 	}, 120*time.Second, 200*time.Millisecond)
 	require.Equal(t, 0, d.stop(t))
 	out := d.stdout.String()
-	require.Len(t, demoLines(t, out, "test.nocarbon")[routerkpi.MetricRSSMB], countLines(out, "test.nocarbon.rss-mb "),
+	require.Len(t, demoLines(t, out, "test.nocarbon", "voltha.olt-nocarbon")[routerkpi.MetricRSSMB], countLines(out, "test.nocarbon.rss-mb "),
 		"one line per measurement")
 	logs := d.stderr.String()
 	require.Equal(t, 1, strings.Count(logs, "no Carbon is listening at 127.0.0.1:"), "said once, clearly:\n%s", logs)

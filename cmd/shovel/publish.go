@@ -21,6 +21,8 @@ func init() { subcommands = append(subcommands, newPublishCmd) }
 // publishOptions are the flags of `shovel publish`.
 type publishOptions struct {
 	brokers  string
+	format   string
+	deviceID string
 	topic    string
 	interval time.Duration
 	prefix   string
@@ -31,12 +33,20 @@ func newPublishCmd() *cobra.Command {
 	var o publishOptions
 	cmd := &cobra.Command{
 		Use:   "publish",
-		Short: "Publish this process's and host's diagnostics as slice KPIs until SIGINT/SIGTERM",
+		Short: "Publish this process's and host's diagnostics as VOLTHA KPIs until SIGINT/SIGTERM",
 		Long: `publish sends a slice message every --interval to a Kafka topic, with this
 process's goroutines, resident memory, CPU time, open files and GC pauses
 under the object path --prefix (default shovel.<hostname>), for example
 
   {"type":"slice","ts":1480000000,"data":{"shovel.host1":{"deferreds":9,"rss-mb":21.5,...}}}
+
+With --format voltha-event it publishes as a current VOLTHA's openolt
+adapter does instead: binary protobuf KPI events (KpiEvent2) to the topic
+voltha.events, one per network interface of this host as an NNI port
+(title NNIStats, context oltid, devicetype and portlabel nni-<interface>,
+the adapter's metric names RxBytes, TxPackets, ...), and one of this
+process's measurements (title ProcessStats), all under the device id
+--device-id (default the host name); docs/voltha-events.md.
 
 It shows the path a KPI takes end to end (shovel route puts these into
 Carbon), and is an example of router/kpi, the Go package other programs use
@@ -51,11 +61,11 @@ to publish their own KPIs.`,
 			if err != nil {
 				return err
 			}
-			p := &routerkpi.Publisher{
-				Sender: producer, Topic: o.topic, Object: o.prefix, Interval: o.interval,
-				Source: routerkpi.Process{}, Logger: log,
+			if !cmd.Flags().Changed("topic") && o.format == routerkpi.FormatVolthaEvent {
+				o.topic = routerkpi.VolthaTopic
 			}
-			log.Info("publishing KPIs", "brokers", o.brokers, "topic", o.topic, "object", o.prefix, "interval", o.interval)
+			p := o.publisher(producer, log)
+			log.Info("publishing KPIs", "brokers", o.brokers, "format", o.format, "topic", o.topic, "interval", o.interval)
 			runErr := p.Run(cmd.Context())
 			closeErr := producer.Close()
 			log.Info("stopped publishing")
@@ -64,15 +74,28 @@ to publish their own KPIs.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.brokers, "kafka", "K", "localhost:9092", "Kafka bootstrap servers host:port[,host:port]")
-	f.StringVarP(&o.topic, "topic", "t", routerkpi.DefaultTopic, "Kafka topic")
+	f.StringVar(&o.format, "format", routerkpi.FormatSlice, "slice (JSON, to voltha.kpis) or voltha-event (protobuf, to voltha.events)")
+	f.StringVarP(&o.topic, "topic", "t", routerkpi.DefaultTopic, "Kafka topic (default voltha.events with --format voltha-event)")
+	f.StringVar(&o.deviceID, "device-id", "", "--format voltha-event: the device id of the events (default: the host name)")
 	f.DurationVar(&o.interval, "interval", routerkpi.DefaultInterval, "time between messages")
 	f.StringVar(&o.prefix, "prefix", routerkpi.DefaultPrefix(), "object path the metrics are published under")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
 
+// publisher is the KPI publisher o describes, sending through s.
+func (o *publishOptions) publisher(s routerkpi.Sender, log *slog.Logger) *routerkpi.Publisher {
+	return &routerkpi.Publisher{
+		Sender: s, Format: o.format, Topic: o.topic, Object: o.prefix, DeviceID: o.deviceID,
+		Interval: o.interval, Source: routerkpi.Process{}, Logger: log,
+	}
+}
+
 func (o *publishOptions) check() error {
 	var errs []error
+	if o.format != routerkpi.FormatSlice && o.format != routerkpi.FormatVolthaEvent {
+		errs = append(errs, fmt.Errorf("--format: must be %s or %s, got %q", routerkpi.FormatSlice, routerkpi.FormatVolthaEvent, o.format))
+	}
 	if strings.TrimSpace(o.brokers) == "" {
 		errs = append(errs, errors.New("-K/--kafka: must name at least one broker"))
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +93,37 @@ func TestPublishUsageErrors(t *testing.T) {
 			require.Equal(t, exitUsage, code, errOut)
 			require.Contains(t, errOut, tt.want)
 		})
+	}
+}
+
+// shovel publish --format voltha-event publishes as the openolt adapter
+// does: protobuf KPI events on voltha.events, keyed by raise time, which
+// shovel's voltha-event decoder reads back under the device id.
+func TestPublishVolthaEvents(t *testing.T) {
+	skipShort(t)
+	b := kafkatest.Start(t, 1, routerkpi.VolthaTopic)
+	sh := startShovel(t, "publish", "-K", b.Addr, "--format", "voltha-event", "--interval", "100ms", "--device-id", "olt-test")
+	recs := readRecords(t, b.Addr, routerkpi.VolthaTopic, 6)
+	require.Equal(t, 0, sh.stop(t))
+
+	f, err := decoders.Lookup("voltha-event")
+	require.NoError(t, err)
+	dec, err := f(nil, metric.Env{})
+	require.NoError(t, err)
+	titles := map[string]bool{}
+	for _, r := range recs {
+		var res metric.Result
+		require.NoError(t, dec.Decode(&metric.Message{Value: r.Value}, &res))
+		require.Empty(t, res.Rejected)
+		require.NotEmpty(t, res.Samples)
+		for _, s := range res.Samples {
+			require.True(t, strings.HasPrefix(s.Path, "voltha.olt-test."), s.Path)
+			titles[strings.Split(s.Path, ".")[2]] = true
+			require.Equal(t, string(r.Key), strconv.FormatInt(int64(s.Time), 10), "keyed by raise time in seconds")
+		}
+	}
+	require.True(t, titles["ProcessStats"], "titles %v", titles)
+	if runtime.GOOS == "linux" {
+		require.True(t, titles["NNIStats"], "every interface an NNI port: titles %v", titles)
 	}
 }

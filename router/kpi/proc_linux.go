@@ -48,3 +48,13 @@ func openFDs() (int, bool) {
 	}
 	return len(names) - 1, true
 }
+
+// netInterfaces reads /proc/net/dev: per interface, the counters the
+// openolt adapter publishes for an NNI port, under its names.
+func netInterfaces() ([]netInterface, error) {
+	b, err := os.ReadFile("/proc/net/dev")
+	if err != nil {
+		return nil, err
+	}
+	return parseNetDev(b), nil
+}

@@ -21,20 +21,26 @@ type Sender interface {
 
 // DefaultPrefix is the object path a publisher uses when given none:
 // "shovel.<host name>", with the host name as one path segment.
-func DefaultPrefix() string {
+func DefaultPrefix() string { return "shovel." + Segment(hostName()) }
+
+func hostName() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "unknown"
 	}
-	return "shovel." + Segment(host)
+	return host
 }
 
 // Publisher sends a slice message with Source's measurements every
 // Interval. The message key is the object path, so one publisher's
-// messages stay in order on one partition.
+// messages stay in order on one partition. With Format FormatVolthaEvent
+// it sends VOLTHA 2.x protobuf KPI events instead, as the openolt adapter
+// does (Events).
 type Publisher struct {
 	Sender Sender
-	// Topic defaults to DefaultTopic.
+	// Format is FormatSlice (the default) or FormatVolthaEvent.
+	Format string
+	// Topic defaults to DefaultTopic, or VolthaTopic for FormatVolthaEvent.
 	Topic string
 	// Object is the object path the metrics are published under, for
 	// example "shovel.host1"; it defaults to DefaultPrefix().
@@ -43,6 +49,11 @@ type Publisher struct {
 	Interval time.Duration
 	// Source defaults to Process{}.
 	Source Source
+	// DeviceID is the device id of FormatVolthaEvent's events; it
+	// defaults to the host name.
+	DeviceID string
+	// Events makes FormatVolthaEvent's events; it defaults to OLTEvents.
+	Events func(now time.Time, deviceID string) ([]Event, error)
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	// Now defaults to time.Now; tests set it.
@@ -50,6 +61,7 @@ type Publisher struct {
 
 	buf  []byte
 	msg  Slice
+	sent int // samples in the last interval's messages
 	down time.Time // when the current failure streak started; zero when delivering
 	told time.Time // when the failure streak was last logged
 }
@@ -61,8 +73,20 @@ const DefaultInterval = 5 * time.Second
 const failureLogEvery = time.Minute
 
 func (p *Publisher) defaults() {
+	if p.Format == "" {
+		p.Format = FormatSlice
+	}
 	if p.Topic == "" {
 		p.Topic = DefaultTopic
+		if p.Format == FormatVolthaEvent {
+			p.Topic = VolthaTopic
+		}
+	}
+	if p.DeviceID == "" {
+		p.DeviceID = hostName()
+	}
+	if p.Events == nil {
+		p.Events = OLTEvents
 	}
 	if p.Object == "" {
 		p.Object = DefaultPrefix()
@@ -88,6 +112,12 @@ func (p *Publisher) Publish(ctx context.Context) error {
 	if p.Sender == nil {
 		return errors.New("kpi: publisher has no Sender")
 	}
+	if p.Format == FormatVolthaEvent {
+		return p.publishEvents(ctx)
+	}
+	if p.Format != FormatSlice {
+		return fmt.Errorf("kpi: unknown format %q (known: %s, %s)", p.Format, FormatSlice, FormatVolthaEvent)
+	}
 	p.msg.Reset(p.Now())
 	if err := p.Source.Collect(&p.msg, p.Object); err != nil {
 		return fmt.Errorf("kpi: collect: %w", err)
@@ -98,6 +128,27 @@ func (p *Publisher) Publish(ctx context.Context) error {
 	}
 	if err := p.Sender.Send(ctx, p.Topic, []byte(p.Object), p.buf); err != nil {
 		return fmt.Errorf("kpi: publish to %s: %w", p.Topic, err)
+	}
+	p.sent = p.msg.Len()
+	return nil
+}
+
+// publishEvents sends one protobuf event per Event, keyed by raise time
+// as the adapters key them.
+func (p *Publisher) publishEvents(ctx context.Context) error {
+	events, err := p.Events(p.Now(), p.DeviceID)
+	if err != nil {
+		return fmt.Errorf("kpi: collect: %w", err)
+	}
+	p.sent = 0
+	for i := range events {
+		if p.buf, err = events[i].AppendProto(p.buf[:0]); err != nil {
+			return err
+		}
+		if err := p.Sender.Send(ctx, p.Topic, events[i].Key(), p.buf); err != nil {
+			return fmt.Errorf("kpi: publish to %s: %w", p.Topic, err)
+		}
+		p.sent += len(events[i].Metrics)
 	}
 	return nil
 }
@@ -138,7 +189,7 @@ func (p *Publisher) report(err error) {
 		p.Logger.Info("publishing KPIs again", "topic", p.Topic, "down_for", now.Sub(p.down).Round(time.Second))
 		p.down = time.Time{}
 	case err == nil:
-		p.Logger.Debug("published KPIs", "topic", p.Topic, "object", p.Object, "samples", p.msg.Len())
+		p.Logger.Debug("published KPIs", "topic", p.Topic, "format", p.Format, "samples", p.sent)
 	case p.down.IsZero():
 		p.down, p.told = now, now
 		p.Logger.Warn("cannot publish KPIs; will keep trying", "topic", p.Topic, "err", err)
