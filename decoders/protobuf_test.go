@@ -71,7 +71,9 @@ func TestProtobuf(t *testing.T) {
 		},
 		{
 			name: "timestamps: integer milliseconds",
-			set:  func(c *decoders.ProtobufConfig) { c.Timestamp = decoders.JSONTimestampConfig{Field: "at_ms", Unit: "ms", Missing: "reject"} },
+			set: func(c *decoders.ProtobufConfig) {
+				c.Timestamp = decoders.JSONTimestampConfig{Field: "at_ms", Unit: "ms", Missing: "reject"}
+			},
 			msg:  `{"device": "d", "at_ms": "1796230800250", "values": {"x": 1}}`,
 			want: "d.x 1 1796230800.25\n",
 		},

@@ -61,7 +61,7 @@ type Publisher struct {
 
 	buf  []byte
 	msg  Slice
-	sent int // samples in the last interval's messages
+	sent int       // samples in the last interval's messages
 	down time.Time // when the current failure streak started; zero when delivering
 	told time.Time // when the failure streak was last logged
 }
