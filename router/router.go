@@ -123,6 +123,7 @@ type Router struct {
 	now    func() time.Time
 
 	scratch sync.Pool // *scratch, one per Handle call in flight
+	tallies sync.Pool // *tally, one per Handle call in flight
 
 	runCtx    context.Context
 	cancelRun context.CancelFunc
@@ -166,7 +167,7 @@ func New(cfg Config) (*Router, error) {
 	r := &Router{
 		sinks:   make(map[string]*sink, len(cfg.Outputs)),
 		log:     log,
-		limit:   ratelimit.New(10 * time.Second),
+		limit:   stats.logLimit, // shared by every generation, as the counters are
 		stats:   stats,
 		window:  cfg.Window,
 		output:  cfg.Output,
@@ -281,6 +282,18 @@ func (r *Router) Stats() *Stats { return r.stats }
 func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) error {
 	g := &ackGroup{done: done}
 	g.pending.Store(1) // Handle's own hold, released once every route has enqueued
+	// Counted once handled: a message Handle gives up on (shutdown, a
+	// reload's abort) is handled again later, by the next generation or
+	// after a restart, and must not count twice. So what it decodes,
+	// rejects, repairs and skips is tallied, and counted only on success.
+	t, _ := r.tallies.Get().(*tally)
+	if t == nil {
+		t = &tally{r: r}
+	}
+	defer func() {
+		t.reset()
+		r.tallies.Put(t)
+	}()
 	var typ msgType
 	matched := false
 	for i := range r.routes {
@@ -289,7 +302,7 @@ func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) e
 			continue
 		}
 		matched = true
-		if err := r.route(ctx, rt, msg, g); err != nil {
+		if err := r.route(ctx, rt, msg, g, t); err != nil {
 			return err
 		}
 		if !rt.Continue {
@@ -298,41 +311,40 @@ func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) e
 	}
 	if !matched {
 		reason := noRouteReason(&typ)
-		r.reject(msg, "", reason, "no route matches", nil)
+		t.reject(msg, "", reason, "no route matches", nil)
 		if err := r.deadLetter(ctx, msg, reason, "no route matches", g); err != nil {
 			return err
 		}
 	}
-	// Counted once handled: a message Handle gave up on (shutdown, reload)
-	// is handled again later and must not count twice.
+	t.count()
 	r.stats.message()
 	g.ack()
 	return nil
 }
 
 // route decodes msg with rt's decoder and enqueues its samples to rt's outputs.
-func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Message, g *ackGroup) error {
+func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Message, g *ackGroup, t *tally) error {
 	sc, _ := r.scratch.Get().(*scratch)
 	if sc == nil {
 		sc = &scratch{}
 	}
 	defer r.scratch.Put(sc)
-	samples, skip, err := r.decide(rt, msg, &sc.res, r)
+	samples, skip, err := r.decide(rt, msg, &sc.res, t)
 	if skip != "" {
 		// Not for this decoder, and rightly so: counted, not logged,
 		// not dead-lettered; the message is acknowledged.
-		r.stats.skip(rt.DecoderName, skip)
+		t.skips = tallyAdd(t.skips, RejectKey{Decoder: rt.DecoderName, Reason: skip}, 1)
 		return nil
 	}
 	if err != nil {
 		reason := metric.ReasonOf(err)
-		r.reject(msg, rt.DecoderName, reason, err.Error(), nil)
+		t.reject(msg, rt.DecoderName, reason, err.Error(), nil)
 		return r.deadLetter(ctx, msg, reason, err.Error(), g)
 	}
 	if len(samples) == 0 {
 		return nil
 	}
-	rt.decoded(len(samples))
+	t.decoded = append(t.decoded, decodedTally{rt.decoded, len(samples)})
 	// One copy shared read-only by every sink: res is reused by the next call.
 	d := g.delivery(sc.carve(samples))
 	g.pending.Add(int32(len(rt.sinks)))
@@ -628,9 +640,71 @@ func (r *Router) match(msg *metric.Message, typ *msgType) *compiledRoute {
 	return nil
 }
 
-// reject counts a rejection and logs it at a bounded rate per reason.
-func (r *Router) reject(msg *metric.Message, decoder, reason, what string, rj *metric.Rejection) {
-	r.stats.reject(decoder, reason, rj != nil)
+// tally is what one Handle call counts, held until the call succeeds.
+type tally struct {
+	r       *Router
+	decoded []decodedTally
+	rejects []rejectTally // one per distinct key: a message of a million bad lines has a few
+	repairs []rejectTally
+	skips   []rejectTally
+}
+
+type decodedTally struct {
+	add func(n int)
+	n   int
+}
+
+type rejectTally struct {
+	key RejectKey
+	n   uint64
+}
+
+func tallyAdd(ts []rejectTally, key RejectKey, n uint64) []rejectTally {
+	for i := range ts {
+		if ts[i].key == key {
+			ts[i].n += n
+			return ts
+		}
+	}
+	return append(ts, rejectTally{key, n})
+}
+
+// reject tallies a rejection and logs it now, at a bounded rate per
+// reason: a log line is not a count, and an operator should see it.
+func (t *tally) reject(msg *metric.Message, decoder, reason, what string, rj *metric.Rejection) {
+	t.rejects = tallyAdd(t.rejects, RejectKey{Decoder: decoder, Reason: reason, Sample: rj != nil}, 1)
+	t.r.logReject(msg, decoder, reason, what, rj)
+}
+
+func (t *tally) repair(msg *metric.Message, decoder string, rj metric.Rejection) {
+	t.repairs = tallyAdd(t.repairs, RejectKey{Decoder: decoder, Reason: rj.Reason, Sample: true}, 1)
+	t.r.logRepair(msg, decoder, rj)
+}
+
+// count adds the tally to the router's counters.
+func (t *tally) count() {
+	s := t.r.stats
+	for _, d := range t.decoded {
+		d.add(d.n)
+	}
+	for _, x := range t.rejects {
+		s.reject(x.key.Decoder, x.key.Reason, x.key.Sample, x.n)
+	}
+	for _, x := range t.repairs {
+		s.tagRepair(x.key.Decoder, x.key.Reason, x.n)
+	}
+	for _, x := range t.skips {
+		s.skip(x.key.Decoder, x.key.Reason, x.n)
+	}
+}
+
+func (t *tally) reset() {
+	clear(t.decoded) // drop the counters' closures of a retiring generation
+	t.decoded, t.rejects, t.repairs, t.skips = t.decoded[:0], t.rejects[:0], t.repairs[:0], t.skips[:0]
+}
+
+// logReject logs a rejection at a bounded rate per reason.
+func (r *Router) logReject(msg *metric.Message, decoder, reason, what string, rj *metric.Rejection) {
 	if n, ok := r.limit.Allow(decoder + "/" + reason); ok {
 		attrs := []any{
 			"reason", reason, "decoder", decoder,
@@ -647,10 +721,9 @@ func (r *Router) reject(msg *metric.Message, decoder, reason, what string, rj *m
 	}
 }
 
-// repair counts a tag repaired or dropped in a sample that went on, and
-// logs it at a bounded rate per reason.
-func (r *Router) repair(msg *metric.Message, decoder string, rj metric.Rejection) {
-	r.stats.tagRepair(decoder, rj.Reason)
+// logRepair logs a tag repaired or dropped in a sample that went on, at a
+// bounded rate per reason.
+func (r *Router) logRepair(msg *metric.Message, decoder string, rj metric.Rejection) {
 	if n, ok := r.limit.Allow(decoder + "/" + rj.Reason); ok {
 		attrs := []any{
 			"reason", rj.Reason, "decoder", decoder,

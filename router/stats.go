@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shovel-metrics/shovel/router/internal/ratelimit"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 
@@ -33,6 +34,11 @@ type Stats struct {
 
 	prom *promMetrics // nil without a registerer
 	reg  prometheus.Registerer
+
+	// logLimit paces the routers' rejection log lines. It lives here
+	// because Stats is what every generation shares (NewStats once, then
+	// WithStats): a reload must not reset it and let a flood through again.
+	logLimit *ratelimit.Limiter
 
 	funcsMu sync.Mutex
 	funcs   map[string]*atomic.Pointer[func() float64] // per metric and output, swapped on reload
@@ -71,7 +77,8 @@ type promMetrics struct {
 // for none). One Stats outlives configuration reloads, so counters keep
 // counting across them: pass it to every router generation in Config.Stats.
 func NewStats(reg prometheus.Registerer) (*Stats, error) {
-	s := &Stats{rejects: map[RejectKey]uint64{}, skips: map[SkipKey]uint64{}, tagRepairs: map[RejectKey]uint64{}, funcs: map[string]*atomic.Pointer[func() float64]{}}
+	s := &Stats{rejects: map[RejectKey]uint64{}, skips: map[SkipKey]uint64{}, tagRepairs: map[RejectKey]uint64{}, funcs: map[string]*atomic.Pointer[func() float64]{},
+		logLimit: ratelimit.New(10 * time.Second)}
 	if reg == nil {
 		return s, nil
 	}
@@ -139,34 +146,34 @@ func (s *Stats) deadLetterSkipped(reason string) {
 	}
 }
 
-func (s *Stats) reject(decoder, reason string, sample bool) {
+func (s *Stats) reject(decoder, reason string, sample bool, n uint64) {
 	s.mu.Lock()
-	s.rejects[RejectKey{decoder, reason, sample}]++
+	s.rejects[RejectKey{decoder, reason, sample}] += n
 	s.mu.Unlock()
 	if s.prom != nil {
 		scope := "message"
 		if sample {
 			scope = "sample"
 		}
-		s.prom.rejected.WithLabelValues(decoder, reason, scope).Inc()
+		s.prom.rejected.WithLabelValues(decoder, reason, scope).Add(float64(n))
 	}
 }
 
-func (s *Stats) skip(decoder, reason string) {
+func (s *Stats) skip(decoder, reason string, n uint64) {
 	s.mu.Lock()
-	s.skips[SkipKey{decoder, reason}]++
+	s.skips[SkipKey{decoder, reason}] += n
 	s.mu.Unlock()
 	if s.prom != nil {
-		s.prom.skipped.WithLabelValues(decoder, reason).Inc()
+		s.prom.skipped.WithLabelValues(decoder, reason).Add(float64(n))
 	}
 }
 
-func (s *Stats) tagRepair(decoder, reason string) {
+func (s *Stats) tagRepair(decoder, reason string, n uint64) {
 	s.mu.Lock()
-	s.tagRepairs[RejectKey{decoder, reason, true}]++
+	s.tagRepairs[RejectKey{decoder, reason, true}] += n
 	s.mu.Unlock()
 	if s.prom != nil {
-		s.prom.tagRepairs.WithLabelValues(decoder, reason).Inc()
+		s.prom.tagRepairs.WithLabelValues(decoder, reason).Add(float64(n))
 	}
 }
 

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -65,4 +66,75 @@ func TestSwitchLosesAndDuplicatesNothing(t *testing.T) {
 	require.Equal(t, []metric.Sample{{Path: "m.1", Value: 1, Time: 1}, {Path: "m.2", Value: 2, Time: 2}}, oldOut.samples())
 	require.Equal(t, []metric.Sample{{Path: "m.3", Value: 3, Time: 3}, {Path: "m.4", Value: 4, Time: 4}}, newOut.samples())
 	require.EqualValues(t, 4, stats.Snapshot().Messages, "counters span generations")
+}
+
+// countingHandler counts the log records with a given message.
+type countingHandler struct {
+	mu   sync.Mutex
+	msgs map[string]int
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler      { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler           { return h }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.msgs[r.Message]++
+	return nil
+}
+
+func (h *countingHandler) count(msg string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.msgs[msg]
+}
+
+// TestSwitchCountsOnceAndKeepsTheLogLimiter: a message a reload aborts is
+// handled again by the new generation and counted once (its samples, its
+// rejections), and the new generation logs rejections under the same
+// limiter as the old one, so a reload does not let a flood through again.
+func TestSwitchCountsOnceAndKeepsTheLogLimiter(t *testing.T) {
+	all, _ := NewMatch("", "", nil)
+	stats, err := NewStats(nil)
+	require.NoError(t, err)
+	logs := &countingHandler{msgs: map[string]int{}}
+	build := func(out *memOutput) *Router {
+		r, err := New(Config{
+			Routes:  []Route{{Match: all, Decoder: lineDecoder{}, DecoderName: "lines", Outputs: []string{"carbon"}}},
+			Outputs: []OutputConfig{{Name: "carbon", Output: out, BatchSize: 1, FlushInterval: time.Millisecond, QueueSize: 1}},
+			Stats:   stats,
+			Logger:  slog.New(logs),
+		})
+		require.NoError(t, err)
+		r.Start(context.Background())
+		return r
+	}
+	oldOut, newOut := &memOutput{}, &memOutput{}
+	oldOut.failing.Store(true)
+	sw := NewSwitch(build(oldOut))
+	handle := func(v string) error {
+		return sw.Handle(context.Background(), &metric.Message{Value: []byte(v)}, func() {})
+	}
+
+	require.NoError(t, handle("m.1 1 1\n!bad")) // logged: the first not_a_number
+	require.Eventually(t, func() bool { return len(sw.Current().sinks["carbon"].in) == 0 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, handle("m.2 2 2")) // fills the old queue
+	blocked := make(chan error, 1)
+	go func() { blocked <- handle("m.3 3 3\n!bad") }() // decoded, counted..., then waits for the old queue
+	require.Eventually(t, func() bool { return logs.count("sample dropped") == 1 }, 5*time.Second, time.Millisecond)
+	time.Sleep(20 * time.Millisecond)
+
+	sw.Swap(build(newOut)) // the reload aborts m.3, which the new generation handles again
+	require.NoError(t, <-blocked)
+	require.NoError(t, handle("m.4 4 4\n!bad"))
+	oldOut.failing.Store(false)
+	require.Eventually(t, func() bool { return len(newOut.samples()) == 2 && len(oldOut.samples()) == 2 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, sw.Close(context.Background()))
+
+	snap := stats.Snapshot()
+	require.EqualValues(t, 4, snap.Messages)
+	require.EqualValues(t, 4, snap.SamplesIn, "m.3's sample counted once, not once per generation")
+	require.Equal(t, map[RejectKey]uint64{{"lines", metric.ReasonNotANumber, true}: 3}, snap.Rejects, "m.3's rejection counted once")
+	require.Equal(t, 1, logs.count("sample dropped"), "within the limiter's interval, across the reload: one line")
 }
