@@ -127,7 +127,7 @@ func containerPorts(s composeService) []string {
 
 func TestComposeServices(t *testing.T) {
 	c := loadCompose(t)
-	for _, name := range []string{"kafka", "kafka-init", "graphite", "grafana", "shovel", "publisher"} {
+	for _, name := range []string{"kafka", "kafka-init", "kafka-init-events", "graphite", "grafana", "shovel", "publisher", "publisher-voltha"} {
 		require.Contains(t, c.Services, name)
 	}
 	require.True(t, strings.HasPrefix(c.Services["kafka"].Image, "apache/kafka:"), c.Services["kafka"].Image)
@@ -147,15 +147,21 @@ func TestComposeServices(t *testing.T) {
 			}
 		}
 	}
-	// shovel and the publisher run the image built from the repository's Dockerfile.
-	for _, name := range []string{"shovel", "publisher"} {
+	// shovel and the publishers run the image built from the repository's
+	// Dockerfile, once the topics they use exist.
+	for name, inits := range map[string][]string{
+		"shovel": {"kafka-init", "kafka-init-events"}, "publisher": {"kafka-init"}, "publisher-voltha": {"kafka-init-events"},
+	} {
 		s := c.Services[name]
 		require.NotNil(t, s.Build, name)
 		require.FileExists(t, filepath.Join(s.Build.Context, s.Build.Dockerfile))
 		deps := dependsOn(t, s)
-		require.Equal(t, "service_completed_successfully", deps["kafka-init"], "%s starts after the topic exists", name)
+		for _, init := range inits {
+			require.Equal(t, "service_completed_successfully", deps[init], "%s starts after %s created its topic", name, init)
+		}
 	}
 	require.Equal(t, "service_healthy", dependsOn(t, c.Services["kafka-init"])["kafka"])
+	require.Equal(t, "service_healthy", dependsOn(t, c.Services["kafka-init-events"])["kafka"])
 	require.NotNil(t, c.Services["kafka"].Healthcheck, "kafka-init waits for this")
 }
 
@@ -190,6 +196,21 @@ func TestKafkaWiring(t *testing.T) {
 	initArgs := c.Services["kafka-init"].Command
 	require.Equal(t, inside, flagValue(t, initArgs, "--bootstrap-server"))
 	require.Equal(t, topic, flagValue(t, initArgs, "--topic"), "kafka-init creates the KPI topic")
+
+	// The VOLTHA 2.x publisher: protobuf events on the topic shovel reads
+	// them from, which kafka-init-events creates.
+	events := c.Services["publisher-voltha"].Command
+	require.Equal(t, "publish", events[0])
+	require.Equal(t, inside, flagValue(t, events, "-K", "--kafka"))
+	require.Equal(t, "voltha-event", flagValue(t, events, "--format"))
+	eventsTopic := flagValue(t, events, "-t", "--topic")
+	require.Contains(t, cfg.Kafka.Topics, eventsTopic, "shovel consumes what publisher-voltha publishes")
+	eventsRoute := slices.IndexFunc(cfg.Routes, func(r config.Route) bool { return r.Match.Topic == eventsTopic })
+	require.GreaterOrEqual(t, eventsRoute, 0, "a route takes %s", eventsTopic)
+	require.Equal(t, "voltha-event", cfg.Routes[eventsRoute].Decoder)
+	initEvents := c.Services["kafka-init-events"].Command
+	require.Equal(t, inside, flagValue(t, initEvents, "--bootstrap-server"))
+	require.Equal(t, eventsTopic, flagValue(t, initEvents, "--topic"), "kafka-init-events creates the events topic")
 
 	shovel := c.Services["shovel"]
 	require.Equal(t, "route", shovel.Command[0])
@@ -325,15 +346,28 @@ func TestDashboardShowsWhatThePublisherSends(t *testing.T) {
 	for _, m := range kpi.ProcessMetrics() {
 		published = append(published, prefix+"."+m)
 	}
+	// publisher-voltha's events, as the voltha-event decoder's default
+	// layout names them: the container's eth0 as an NNI port, and the
+	// process under ProcessStats.
+	device := "voltha." + flagValue(t, c.Services["publisher-voltha"].Command, "--device-id")
+	require.True(t, metric.ValidPath(device))
+	for _, m := range kpi.NNIMetrics() {
+		published = append(published, device+".NNIStats.nni-eth0."+m)
+	}
+	for _, m := range kpi.ProcessMetrics() {
+		published = append(published, device+".ProcessStats."+m)
+	}
 
 	d := loadDashboard(t, "grafana/dashboards/shovel.json")
 	vars := map[string]string{}
 	for _, v := range d.Templating.List {
 		vars[v.Name] = v.Query
-		// The variable lists the publishers: its query must find this one.
+		// A variable lists the publishers of a format: its query must find one.
 		ok, err := path.Match(v.Query, prefix)
 		require.NoError(t, err)
-		require.True(t, ok, "variable $%s (%s) finds the publisher %s", v.Name, v.Query, prefix)
+		ok2, err := path.Match(v.Query, device)
+		require.NoError(t, err)
+		require.True(t, ok || ok2, "variable $%s (%s) finds the publisher %s or %s", v.Name, v.Query, prefix, device)
 	}
 
 	shown := map[string]bool{}

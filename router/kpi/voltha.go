@@ -228,6 +228,16 @@ var netDevColumns = []struct {
 	{8, "TxBytes"}, {9, "TxPackets"}, {10, "TxErrorPackets"},
 }
 
+// NNIMetrics returns the names of the metrics OLTEvents publishes for
+// each network interface, in order.
+func NNIMetrics() []string {
+	out := make([]string, len(netDevColumns))
+	for i, c := range netDevColumns {
+		out[i] = c.name
+	}
+	return out
+}
+
 // parseNetDev reads the text of /proc/net/dev; lines it cannot read are
 // left out.
 func parseNetDev(b []byte) []netInterface {

@@ -57,6 +57,7 @@ func TestOLTEventsRoundTripThroughTheVolthaEventDecoder(t *testing.T) {
 		require.Equal(t, "NNIStats", events[0].Title)
 		require.Equal(t, []string{"RxBytes", "RxPackets", "RxErrorPackets", "RxMcastPackets", "TxBytes", "TxPackets", "TxErrorPackets"},
 			names(events[0].Metrics))
+		require.Equal(t, kpi.NNIMetrics(), names(events[0].Metrics))
 	}
 	f, err := decoders.Lookup("voltha-event")
 	require.NoError(t, err)
