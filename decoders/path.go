@@ -169,8 +169,15 @@ func (b PathBuilder) WriteName(p []byte, out *metric.Result) (PathBuilder, *metr
 	tags := p[i+1:]
 	// Read only, and appended (copied) by Tags before p can change.
 	ts.Parse(unsafe.String(unsafe.SliceData(tags), len(tags)))
+	// The tags are held, and sorted, before the path is checked: a name
+	// of 100 000 tags is 3 MB of them. Charged here; the Add or reject
+	// that follows returns the budget's error once it is passed.
+	_ = out.Charge(ts.Len() * tagSize)
 	return b.Tags(ts), ts
 }
+
+// tagSize is what a tag held in a TagSet is charged: its own size.
+const tagSize = int(unsafe.Sizeof(metric.Tag{}))
 
 // recordRepairs notes in out each tag of the sample at path that ts (nil
 // for none) repaired or dropped; the error is the budget's, once passed.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -94,4 +95,52 @@ func BenchmarkPlaintext(b *testing.B) {
 		fmt.Fprintf(&msg, "voltha.olt%d.port%d.metric_%d %d.5 %d\n", i%3, i%2, i, i*10, 1480000000+i)
 	}
 	benchDecoder(b, newDecoder[decoders.PlaintextConfig](b, "carbon-plaintext", nil), &metric.Message{Value: []byte(msg.String())})
+}
+
+// hostileTagLine is one plaintext line of about size bytes whose name
+// carries distinct tags in reverse order: the worst case of sorting them.
+func hostileTagLine(size int) []byte {
+	var b bytes.Buffer
+	b.WriteString("a")
+	n := size / 10
+	for i := n; b.Len() < size-32 && i > 0; i-- {
+		fmt.Fprintf(&b, ";t%06d=v", i)
+	}
+	b.WriteString(" 1 1700000000\n")
+	return b.Bytes()
+}
+
+// TestPlaintextManyTags: a line whose name carries a hundred thousand
+// tags is charged for holding them (and so, twice over, is rejected
+// whole as output_budget), allocating within a small multiple of its
+// budget; BenchmarkPlaintextManyTags shows its time.
+func TestPlaintextManyTags(t *testing.T) {
+	dec := newDecoder[decoders.PlaintextConfig](t, "carbon-plaintext", nil)
+	line := hostileTagLine(1<<20 - 64)
+	msg := &metric.Message{Value: line}
+	out := metric.Result{Budget: metric.DefaultOutputLimits().Budget(msg.Size())}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	err := dec.Decode(msg, &out)
+	runtime.ReadMemStats(&after)
+	checkInvariants(t, out, err)
+	require.Greater(t, out.Spent(), 100_000*32, "each tag held is charged")
+	allocated := after.TotalAlloc - before.TotalAlloc
+	require.Less(t, allocated, uint64(2*out.Budget+len(line)), "allocated %d bytes", allocated)
+
+	// With a budget below what its tags cost, it is rejected whole.
+	out = metric.Result{Budget: 100_000 * 32}
+	require.Equal(t, metric.ReasonOverBudget, metric.ReasonOf(dec.Decode(msg, &out)))
+}
+
+func BenchmarkPlaintextManyTags(b *testing.B) {
+	dec := newDecoder[decoders.PlaintextConfig](b, "carbon-plaintext", nil)
+	msg := &metric.Message{Value: hostileTagLine(1<<20 - 64)}
+	b.SetBytes(int64(len(msg.Value)))
+	b.ReportAllocs()
+	for b.Loop() {
+		out := metric.Result{Budget: metric.DefaultOutputLimits().Budget(msg.Size())}
+		_ = dec.Decode(msg, &out)
+	}
 }

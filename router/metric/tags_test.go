@@ -3,10 +3,12 @@ package metric
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -292,5 +294,67 @@ func BenchmarkValidPath(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// insertionSortModel is sortTags as it was before it sorted many tags in
+// O(n log n): carbon's order (stable), then the last of each key.
+func insertionSortModel(tags []Tag) []Tag {
+	tags = slices.Clone(tags)
+	for i := 1; i < len(tags); i++ {
+		for j := i; j > 0 && compareTagKeys(tags[j-1].Key, tags[j].Key) > 0; j-- {
+			tags[j], tags[j-1] = tags[j-1], tags[j]
+		}
+	}
+	var out []Tag
+	for i, t := range tags {
+		if i+1 < len(tags) && tags[i+1].Key == t.Key {
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// TestSortTagsMany: past insertionSortTags, sortTags orders and dedupes
+// exactly as the insertion sort does (keys that sort around '=' and
+// duplicates whose last value must win included).
+func TestSortTagsMany(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	keys := []string{"a", "a-b", "a1", "a~", "b", "ab", "a.b", "z", "é", "A"}
+	for _, n := range []int{insertionSortTags, insertionSortTags + 1, 100, 1000, 5000} {
+		tags := make([]Tag, n)
+		for i := range tags {
+			k := keys[rng.IntN(len(keys))]
+			if rng.IntN(2) == 0 {
+				k += strconv.Itoa(rng.IntN(n))
+			}
+			tags[i] = Tag{k, strconv.Itoa(i)}
+		}
+		want := insertionSortModel(tags)
+		require.Equal(t, want, sortTags(slices.Clone(tags)), "%d tags", n)
+		var s TagSet
+		for _, tg := range tags {
+			s.Add(tg.Key, tg.Value)
+		}
+		require.Equal(t, want, s.Tags(), "%d tags", n)
+	}
+}
+
+// BenchmarkSortTagsHostile sorts the tags of a 1 MB name of 100 000
+// distinct keys given in reverse order: insertion sort's worst case,
+// quadratic (tens of seconds) before sortTags switched to O(n log n).
+func BenchmarkSortTagsHostile(b *testing.B) {
+	tags := make([]Tag, 100_000)
+	for i := range tags {
+		tags[i] = Tag{fmt.Sprintf("t%06d", len(tags)-i), "v"}
+	}
+	work := make([]Tag, len(tags))
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(work, tags)
+		if got := sortTags(work); len(got) != len(tags) {
+			b.Fatal(len(got))
+		}
 	}
 }
