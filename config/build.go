@@ -27,6 +27,7 @@ type Built struct {
 type BuildOption func(*buildOptions)
 
 type buildOptions struct {
+	outputs    func(name string) metric.Output
 	now        func() time.Time
 	deadLetter router.DeadLetter
 	stats      *router.Stats
@@ -36,6 +37,13 @@ type buildOptions struct {
 // that counters and their metrics carry on across configuration reloads.
 func WithStats(stats *router.Stats) BuildOption {
 	return func(o *buildOptions) { o.stats = stats }
+}
+
+// WithOutputs builds every output with newOutput instead of its kind's
+// factory, the router's keys (fallback, batching, queue) kept: `shovel demo
+// --config` runs a file's routes with every output printing to stdout.
+func WithOutputs(newOutput func(name string) metric.Output) BuildOption {
+	return func(o *buildOptions) { o.outputs = newOutput }
 }
 
 // WithClock judges the time window by now instead of the wall clock
@@ -106,6 +114,9 @@ func Build(c *Config, log *slog.Logger, opts ...BuildOption) (*Built, error) {
 		out, err := f(pluginDecoder(o.Options, key, routerOutputKeys), metric.Env{Name: name, Logger: log.With("output", name), Resolver: resolver})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		if bo.outputs != nil {
+			out = bo.outputs(name)
 		}
 		rc.Outputs = append(rc.Outputs, router.OutputConfig{
 			Name: name, Output: out, Fallback: o.Fallback,

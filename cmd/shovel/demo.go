@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,7 @@ type demoOptions struct {
 	deviceID string
 	carbon   config.Overrides // Host, Port, LinePort only
 	logLevel string
+	config   string // a config of the user's own, instead of the built-in one
 }
 
 // demoShutdown bounds the flush at the end of a demo: its samples are
@@ -59,6 +61,13 @@ stdout side reads Kafka as a consumer group of its own, so it never waits
 for Carbon, while the Carbon side holds its samples back (in Kafka) until a
 carbon-cache starts. -H, -p and --line-port point it at another Carbon.
 
+With --config FILE, demo runs your config instead, its brokers pointed at
+the embedded one: every topic it names (the literal names of kafka.topics,
+and dead_letter.topic) is created there, the Carbon side runs your routes
+into your outputs (dead letters included), and the stdout side runs the same
+routes with every output printing to stdout. Put your own messages in with
+shovel send -K <the embedded broker's address>, printed at start.
+
 The embedded broker keeps everything in memory and exists only inside
 shovel demo and the tests; no config file can ask for it.`,
 		Args: cobra.NoArgs,
@@ -80,6 +89,7 @@ shovel demo and the tests; no config file can ask for it.`,
 	// warn by default: the samples on stdout are the show, and librdkafka
 	// has a lot to say at info.
 	f.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error")
+	f.StringVar(&o.config, "config", "", "run this config's routes and outputs against the embedded broker (default: the built-in config)")
 	return cmd
 }
 
@@ -98,18 +108,25 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error
 	}
 	log := cliLogger(o.logLevel, stderr)
 
-	// The built-in default config, pointed at the embedded broker.
-	cfg, err := config.Load("")
+	// The built-in default config, or the user's, pointed at the embedded broker.
+	overrides := config.Overrides{Host: o.carbon.Host, Port: o.carbon.Port, LinePort: o.carbon.LinePort}
+	cfg, err := config.Check(o.config, overrides)
 	if err != nil {
 		return usageError{err}
 	}
-	if err := cfg.Apply(config.Overrides{Host: o.carbon.Host, Port: o.carbon.Port, LinePort: o.carbon.LinePort}); err != nil {
-		return usageError{err}
+	topics := []string{pub.topic, events.topic}
+	if o.config == "" {
+		cfg.Kafka.Topics = []string{pub.topic, events.topic} // what the demo publishes, whatever SHOVEL_KAFKA_TOPICS says
+	} else {
+		for _, t := range append(append([]string(nil), cfg.Kafka.Topics...), cfg.DeadLetter.Topic) {
+			if t != "" && !strings.HasPrefix(t, "^") && !slices.Contains(topics, t) {
+				topics = append(topics, t)
+			}
+		}
 	}
-	cfg.Kafka.Topics = []string{pub.topic, events.topic} // what the demo publishes, whatever SHOVEL_KAFKA_TOPICS says
 	cfg.ShutdownTimeout = demoShutdown
 
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, pub.topic, events.topic))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
 	if err != nil {
 		return fmt.Errorf("demo: start the embedded broker: %w", err)
 	}
@@ -125,19 +142,50 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error
 		// the demo says it once, below, in words a first-time user can act on.
 		carbonLog = slog.New(quietHandler{Handler: log.Handler(), drop: carbonAbsentMessages})
 	}
-	carbonSide, err := config.Build(cfg, carbonLog)
+	var buildOpts []config.BuildOption
+	var dead *kafka.DeadLetterWriter
+	if cfg.DeadLetter.Topic != "" {
+		largest, err := cfg.LargestMessage()
+		if err != nil {
+			return usageError{err}
+		}
+		dead, err = kafka.NewDeadLetter(ctx, kafka.DeadLetterConfig{Brokers: broker, Topic: cfg.DeadLetter.Topic,
+			MaxRecordBytes: kafka.DeadLetterRecordLimit(largest)}, log.With("component", "dead-letter"))
+		if err != nil {
+			return fmt.Errorf("dead_letter.topic: %w", err)
+		}
+		defer func() { _ = dead.Close(demoShutdown) }()
+		buildOpts = append(buildOpts, config.WithDeadLetter(dead))
+	}
+	carbonSide, err := config.Build(cfg, carbonLog, buildOpts...)
 	if err != nil {
 		return usageError{err}
 	}
-	stdoutSide, err := stdoutRouter(stdout, log)
+	var stdoutSide *router.Router
+	if o.config == "" {
+		stdoutSide, err = stdoutRouter(stdout, log)
+	} else {
+		// The file's routes, every output printing to stdout.
+		lw := &lockedWriter{w: stdout}
+		var b *config.Built
+		b, err = config.Build(cfg, log, config.WithOutputs(func(name string) metric.Output {
+			return outputs.NewStreamOutput(lw, log.With("output", name))
+		}))
+		if b != nil {
+			stdoutSide = b.Router
+		}
+	}
 	if err != nil {
 		return err
 	}
 
-	fmt.Fprintf(stderr, "shovel demo: embedded Kafka at %s, topic %s; publishing this process's KPIs as %s.* every %s.\n",
-		broker, pub.topic, pub.prefix, pub.interval)
+	fmt.Fprintf(stderr, "shovel demo: embedded Kafka at %s, topics %s; publishing this process's KPIs to %s as %s.* every %s.\n",
+		broker, strings.Join(topics, ", "), pub.topic, pub.prefix, pub.interval)
 	fmt.Fprintf(stderr, "shovel demo: and on topic %s, this host's network interfaces and process as a VOLTHA OLT's protobuf KPI events (voltha.<host>.NNIStats.*, voltha.<host>.ProcessStats.*).\n",
 		events.topic)
+	if o.config != "" {
+		fmt.Fprintf(stderr, "shovel demo: running %s. Send messages of your own with: shovel send -K %s -t TOPIC FILE\n", o.config, broker)
+	}
 	fmt.Fprintf(stderr, "shovel demo: samples go to Carbon at %s, and are printed below as Carbon plaintext lines. Ctrl-C stops.\n",
 		strings.Join(carbonAddrs, ", falling back to "))
 	if !carbonUp {
@@ -215,6 +263,18 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintln(stderr, "shovel demo: stopped.")
 	return errors.Join(errs...)
+}
+
+// lockedWriter lets several outputs print whole batches to one writer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // stdoutRouter routes slice messages and VOLTHA events to a file output on w. It is a router

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shovel-metrics/shovel/outputs/carbon/carbontest"
 	routerkpi "github.com/shovel-metrics/shovel/router/kpi"
@@ -154,4 +157,56 @@ func TestDemoUsageErrors(t *testing.T) {
 	code, _, errOut = runCaptured(t, "demo", "-p", "70000")
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, errOut, "-p/--port: port must be from 1 to 65535, got 70000")
+}
+
+// TestDemoWithAConfigOfYourOwn: demo --config runs a user's routes against
+// the embedded broker, whose topics (the dead-letter topic too) it
+// creates; shovel send puts messages in; the samples print on stdout and
+// reach the user's Carbon, and a bad message lands in the dead-letter topic.
+func TestDemoWithAConfigOfYourOwn(t *testing.T) {
+	skipShort(t)
+	pickle := carbontest.ListenPickle(t)
+	cfg := writeConfig(t, fmt.Sprintf(`
+kafka: {brokers: "nowhere:9092", topics: [mine]}
+routes:
+  - {name: mine, match: {type: slice}, decoder: slice, rules: [{add_prefix: tried}], outputs: [graphite]}
+outputs:
+  graphite: {kind: carbon-pickle, address: %q}
+dead_letter: {topic: mine.dead}
+`, pickle.Addr()))
+	d := startDemo(t, "--config", cfg, "--interval", "1h")
+	var broker string
+	require.Eventually(t, func() bool {
+		m := regexp.MustCompile(`shovel send -K (\S+) -t TOPIC FILE`).FindStringSubmatch(d.stderr.String())
+		if m != nil {
+			broker = m[1]
+		}
+		return m != nil
+	}, 30*time.Second, 20*time.Millisecond, "demo prints how to send to its broker")
+	require.Contains(t, d.stderr.String(), "topics voltha.kpis, voltha.events, mine, mine.dead")
+
+	ts := time.Now().Unix()
+	msgs := fmt.Sprintf(`{"type":"slice","ts":%d,"data":{"a":{"b":1}}}`+"\n"+`{"type":"slice","ts":`+"\n", ts)
+	var out, errOut syncBuffer
+	root := newRootCmd(&out, &errOut)
+	root.SetIn(strings.NewReader(msgs))
+	root.SetArgs([]string{"send", "-K", broker, "-t", "mine", "--split", "lines"})
+	require.NoError(t, root.Execute(), errOut.String())
+
+	want := fmt.Sprintf("tried.a.b 1 %d\n", ts)
+	require.Eventually(t, func() bool { return d.stdout.String() == want }, 30*time.Second, 20*time.Millisecond, "the stdout side runs the file's route")
+	require.Eventually(t, func() bool { return pickle.Len() == 1 }, 30*time.Second, 20*time.Millisecond, "the file's output gets it")
+	require.Equal(t, "tried.a.b", pickle.Samples()[0].Path)
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics("mine.dead"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	require.NoError(t, err)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fs := cl.PollFetches(ctx)
+	require.NoError(t, ctx.Err())
+	recs := fs.Records()
+	require.Len(t, recs, 1)
+	require.Equal(t, `{"type":"slice","ts":`, string(recs[0].Value))
+	require.Equal(t, 0, d.stop(t))
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	ck "github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/shovel-metrics/shovel/router/metric"
 )
 
 // ProducerConfig says where to publish.
@@ -83,27 +85,43 @@ func (k *Producer) drainEvents() {
 // acknowledged it, or ctx ends. When ctx ends first the message may still
 // be delivered later: librdkafka keeps it queued for message.timeout.ms.
 func (k *Producer) Send(ctx context.Context, topic string, key, value []byte) error {
+	_, _, err := k.Produce(ctx, &metric.Message{Topic: topic, Partition: ck.PartitionAny, Key: key, Value: value})
+	return err
+}
+
+// Produce publishes msg — its topic, key, value and headers, to its
+// partition or, when that is negative, to the one librdkafka picks — and
+// waits as Send does. It returns the partition and offset the broker gave
+// the record.
+func (k *Producer) Produce(ctx context.Context, msg *metric.Message) (int32, int64, error) {
+	topic := msg.Topic
 	report := make(chan ck.Event, 1) // buffered: librdkafka must never block on it
-	msg := &ck.Message{
-		TopicPartition: ck.TopicPartition{Topic: &topic, Partition: ck.PartitionAny},
-		Key:            key,
-		Value:          value,
+	km := &ck.Message{
+		TopicPartition: ck.TopicPartition{Topic: &topic, Partition: msg.Partition},
+		Key:            msg.Key,
+		Value:          msg.Value,
 	}
-	if err := k.p.Produce(msg, report); err != nil {
-		return fmt.Errorf("kafka producer: %s to %s: %w", topic, k.brokers, err)
+	if msg.Partition < 0 {
+		km.TopicPartition.Partition = ck.PartitionAny
+	}
+	for _, h := range msg.Headers {
+		km.Headers = append(km.Headers, ck.Header{Key: h.Key, Value: h.Value})
+	}
+	if err := k.p.Produce(km, report); err != nil {
+		return 0, 0, fmt.Errorf("kafka producer: %s to %s: %w", topic, k.brokers, err)
 	}
 	select {
 	case ev := <-report:
 		m, ok := ev.(*ck.Message)
 		if !ok {
-			return fmt.Errorf("kafka producer: %s to %s: unexpected delivery report %v", topic, k.brokers, ev)
+			return 0, 0, fmt.Errorf("kafka producer: %s to %s: unexpected delivery report %v", topic, k.brokers, ev)
 		}
 		if m.TopicPartition.Error != nil {
-			return fmt.Errorf("kafka producer: %s to %s: %w", topic, k.brokers, m.TopicPartition.Error)
+			return 0, 0, fmt.Errorf("kafka producer: %s to %s: %w", topic, k.brokers, m.TopicPartition.Error)
 		}
-		return nil
+		return m.TopicPartition.Partition, int64(m.TopicPartition.Offset), nil
 	case <-ctx.Done():
-		return fmt.Errorf("kafka producer: %s to %s: no acknowledgement: %w", topic, k.brokers, ctx.Err())
+		return 0, 0, fmt.Errorf("kafka producer: %s to %s: no acknowledgement: %w", topic, k.brokers, ctx.Err())
 	}
 }
 
