@@ -144,3 +144,16 @@ func TestVolthaEventTags(t *testing.T) {
 	}, metric.Env{Name: "test"})
 	require.ErrorContains(t, err, "interval_end_time changes every interval")
 }
+
+// TestVolthaEventPathOverride: a title's path set in YAML (whose keys the
+// loader folds to lower case) replaces the default of that title every
+// time, rather than racing it in map order.
+func TestVolthaEventPathOverride(t *testing.T) {
+	meta := pbBytes(pbString(pbString(nil, 1, "NNIStats"), 5, "olt1"), 6, pbString(pbString(nil, 1, "portlabel"), 2, "nni-1"))
+	for range 20 {
+		dec := newVolthaDecoder(t, func(c *decoders.VolthaEventConfig) { c.Paths["nnistats"] = "flat.{title}.{metric}" })
+		var out metric.Result
+		require.NoError(t, dec.Decode(&metric.Message{Value: pbKPI2(1796230800, meta, pbFloatEntry("RxBytes", 1))}, &out))
+		require.Equal(t, "flat.NNIStats.RxBytes", out.Samples[0].Path)
+	}
+}

@@ -130,12 +130,24 @@ func DefaultVolthaEventConfig() VolthaEventConfig {
 	return VolthaEventConfig{
 		MaxMessageBytes:  1 << 20,
 		Path:             DefaultVolthaEventPath,
-		Paths:            DefaultVolthaEventPaths(),
+		Paths:            lowerKeys(DefaultVolthaEventPaths()),
 		Identifiers:      DefaultVolthaIdentifiers(),
 		NonKPI:           NonKPISkip,
 		MissingTimestamp: MissingReject,
 		Sanitize:         DefaultPathConfig(),
 	}
+}
+
+// lowerKeys returns m keyed by lower-cased keys: the config's defaults as
+// the YAML loader folds keys, so that a title set in YAML replaces the
+// default of that title rather than racing it in newVolthaEvent (which
+// folds both to one title, in map order).
+func lowerKeys(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[strings.ToLower(k)] = v
+	}
+	return out
 }
 
 // Validate checks the config, naming the offending key.
