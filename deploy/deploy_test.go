@@ -11,11 +11,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/shovel-metrics/shovel/config"
+	"github.com/shovel-metrics/shovel/router"
 	"github.com/shovel-metrics/shovel/router/kpi"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
@@ -362,6 +364,9 @@ func TestDashboardShowsWhatThePublisherSends(t *testing.T) {
 	vars := map[string]string{}
 	for _, v := range d.Templating.List {
 		vars[v.Name] = v.Query
+		if strings.HasPrefix(v.Query, "tag_values(") {
+			continue // a tag's values: TestDashboardTaggedPanels
+		}
 		// A variable lists the publishers of a format: its query must find one.
 		ok, err := path.Match(v.Query, prefix)
 		require.NoError(t, err)
@@ -374,6 +379,9 @@ func TestDashboardShowsWhatThePublisherSends(t *testing.T) {
 	for _, p := range d.Panels {
 		require.NotEmpty(t, p.Targets, "panel %q", p.Title)
 		for _, tg := range p.Targets {
+			if strings.Contains(tg.Target, "seriesByTag(") {
+				continue // TestDashboardTaggedPanels
+			}
 			series := seriesRE.FindAllString(tg.Target, -1)
 			require.NotEmpty(t, series, "panel %q target %q names no series", p.Title, tg.Target)
 			for _, s := range series {
@@ -397,4 +405,109 @@ func TestDashboardShowsWhatThePublisherSends(t *testing.T) {
 	for _, pub := range published {
 		require.True(t, shown[pub], "no panel shows %s", pub)
 	}
+}
+
+// seriesByTagArgs returns the tag expressions of each seriesByTag call in
+// a Graphite target: its single-quoted arguments.
+func seriesByTagArgs(t *testing.T, target string) [][]string {
+	var calls [][]string
+	for rest := target; ; {
+		i := strings.Index(rest, "seriesByTag(")
+		if i < 0 {
+			return calls
+		}
+		rest = rest[i+len("seriesByTag("):]
+		var args []string
+		for {
+			rest = strings.TrimLeft(rest, " ,")
+			if !strings.HasPrefix(rest, "'") {
+				break
+			}
+			end := strings.IndexByte(rest[1:], '\'')
+			require.GreaterOrEqual(t, end, 0, "unterminated string in %s", target)
+			args = append(args, rest[1:1+end])
+			rest = rest[2+end:]
+		}
+		require.True(t, strings.HasPrefix(rest, ")"), "seriesByTag takes quoted expressions only: %s", target)
+		calls = append(calls, args)
+	}
+}
+
+// TestDashboardTaggedPanels runs what publisher-voltha sends through the
+// compose ensemble's shovel config (Router.DryRun, as shovel decode does)
+// and checks that every seriesByTag of the dashboard finds some of the
+// tagged series that come out, by seriesByTag's own rules
+// (router.TagExpr), and that each tag_values variable names a tag they
+// carry. The flat series still come out beside them.
+func TestDashboardTaggedPanels(t *testing.T) {
+	c := loadCompose(t)
+	device := flagValue(t, c.Services["publisher-voltha"].Command, "--device-id")
+	ts := time.Unix(1700000000, 0)
+	var nni []kpi.Metric
+	for i, m := range kpi.NNIMetrics() {
+		nni = append(nni, kpi.Metric{Name: m, Value: float64(i)})
+	}
+	ev := kpi.Event{Title: "NNIStats", DeviceID: device, Time: ts, SubCategory: kpi.SubCategoryNNI, Metrics: nni,
+		Context: []kpi.ContextEntry{{Key: "oltid", Value: device}, {Key: "devicetype", Value: "openolt"}, {Key: "portlabel", Value: "nni-eth0"}}}
+	msg, err := ev.AppendProto(nil)
+	require.NoError(t, err)
+
+	cfg, err := config.Load("shovel.yaml")
+	require.NoError(t, err)
+	built, err := config.Build(cfg, nil, config.WithClock(func() time.Time { return ts }))
+	require.NoError(t, err)
+	var tagged, flat []string
+	for _, o := range built.Router.DryRun(&metric.Message{Topic: "voltha.events", Value: msg}, "") {
+		require.Empty(t, o.Rejected)
+		require.Empty(t, o.Repaired)
+		for _, smp := range o.Samples {
+			if metric.IsTagged(smp.Path) {
+				tagged = append(tagged, smp.Path)
+			} else {
+				flat = append(flat, smp.Path)
+			}
+		}
+	}
+	require.Len(t, flat, len(nni), "the flat series the other panels show")
+	require.Len(t, tagged, len(nni))
+
+	d := loadDashboard(t, "grafana/dashboards/shovel.json")
+	for _, v := range d.Templating.List {
+		if tag, ok := strings.CutPrefix(v.Query, "tag_values("); ok {
+			tag = strings.TrimSuffix(tag, ")")
+			e, err := router.ParseTagExpr(tag + "=~.+")
+			require.NoError(t, err)
+			for _, s := range tagged {
+				require.True(t, e.Matches(s), "variable $%s: %s has no %s tag", v.Name, s, tag)
+			}
+		}
+	}
+	// A variable in an expression stands for any value.
+	varRE := regexp.MustCompile(`\$\{[a-z_]+(:[a-z]+)?\}|\$[a-z_]+`)
+	panels := 0
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			calls := seriesByTagArgs(t, tg.Target)
+			if len(calls) == 0 {
+				continue
+			}
+			panels++
+			for _, args := range calls {
+				var found []string
+				for _, series := range tagged {
+					all := true
+					for _, a := range args {
+						e, err := router.ParseTagExpr(varRE.ReplaceAllString(a, ".*"))
+						require.NoError(t, err, "panel %q", p.Title)
+						all = all && e.Matches(series)
+					}
+					if all {
+						found = append(found, series)
+					}
+				}
+				require.NotEmpty(t, found, "panel %q: seriesByTag(%v) finds none of %v", p.Title, args, tagged)
+			}
+		}
+	}
+	require.GreaterOrEqual(t, panels, 3, "the dashboard's seriesByTag panels")
 }
