@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/shovel-metrics/shovel/outputs/carbon"
 	"github.com/shovel-metrics/shovel/outputs/carbon/carbontest"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
@@ -260,6 +261,8 @@ func TestCarbonClusterConfig(t *testing.T) {
 	notPEM := filepath.Join(t.TempDir(), "not.pem")
 	require.NoError(t, os.WriteFile(notPEM, []byte("hello"), 0o600))
 	missing := filepath.Join(t.TempDir(), "missing.pem")
+	huge := filepath.Join(t.TempDir(), "huge.pem")
+	require.NoError(t, os.WriteFile(huge, make([]byte, carbon.MaxPEMBytes+1), 0o600))
 
 	tests := []struct {
 		name string
@@ -288,7 +291,11 @@ func TestCarbonClusterConfig(t *testing.T) {
 		{"insecure with ca", map[string]any{"address": "h:1", "tls": map[string]any{"enabled": true, "ca": ca.CertFile, "insecure_skip_verify": true}},
 			"tls.insecure_skip_verify: set together with tls.ca, which it would ignore"},
 		{"missing ca", map[string]any{"address": "h:1", "tls": map[string]any{"enabled": true, "ca": missing}},
-			"tls.ca: open " + missing + ": no such file or directory"},
+			"tls.ca: stat " + missing + ": no such file or directory"},
+		{"ca that never ends", map[string]any{"address": "h:1", "tls": map[string]any{"enabled": true, "ca": "/dev/zero"}},
+			"tls.ca: /dev/zero: not a regular file (it is a device, which could block or never end)"},
+		{"huge key", map[string]any{"address": "h:1", "tls": map[string]any{"enabled": true, "cert": client.CertFile, "key": huge}},
+			"tls.key: " + huge + ": too large: larger than the limit of 1 MiB"},
 		{"ca not PEM", map[string]any{"address": "h:1", "tls": map[string]any{"enabled": true, "ca": notPEM}},
 			"tls.ca: no PEM certificate in " + notPEM},
 		{"key does not match", map[string]any{"address": "h:1", "tls": map[string]any{"enabled": true, "cert": client.CertFile, "key": ca.Client("other").KeyFile}},

@@ -62,8 +62,11 @@ failed.`,
 			}
 			// Check reports every problem of the file at once: its shape,
 			// its meaning and every plugin's own keys, without any I/O.
-			cfg, err := config.Check(path, config.Overrides{})
+			cfg, err := loadUntil(cmd.Context(), func() (*config.Config, error) { return config.Check(path, config.Overrides{}) })
 			if err != nil {
+				if cmd.Context().Err() != nil {
+					return err // a signal, not a bad config
+				}
 				return usageError{err}
 			}
 			if _, err := config.Build(cfg, nil); err != nil {

@@ -223,3 +223,43 @@ outputs: {g: {kind: carbon-pickle, address: "c:2004"}}
 	require.Contains(t, stderr, "warning: "+path+" is readable by every user")
 	require.NotContains(t, stderr, "hunter2")
 }
+
+// TestSignalsStopALoadThatBlocks: SIGTERM stops shovel route while a file
+// its config names blocks the load. The config and secret files must be
+// regular files, but a decoder's .proto file, or any path on a hung
+// network mount, can still block; a FIFO nobody writes to stands for it.
+func TestSignalsStopALoadThatBlocks(t *testing.T) {
+	skipShort(t)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "blocks.proto")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	cfg := filepath.Join(dir, "shovel.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`
+kafka: {brokers: "127.0.0.1:1", topics: [t]}
+routes: [{decoder: pb, outputs: [g]}]
+decoders: {pb: {kind: protobuf, proto: `+fifo+`, message: x.Y, metrics: [v]}}
+outputs: {g: {kind: carbon-pickle, address: "127.0.0.1:2004"}}
+`), 0o600))
+	p := startProcess(t, "route", "--config", cfg)
+	time.Sleep(500 * time.Millisecond) // well into the load, blocked on the FIFO
+	require.True(t, p.running(), "the load should block: %s", p.logs)
+	took, code := p.signal(t, syscall.SIGTERM)
+	require.Less(t, took, 5*time.Second)
+	require.Equal(t, exitRuntime, code)
+	require.Contains(t, p.logs.String(), "config: loading interrupted: terminated signal received")
+}
+
+func TestLoadUntil(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	block := make(chan struct{})
+	defer close(block)
+	timer := time.AfterFunc(20*time.Millisecond, cancel)
+	defer timer.Stop()
+	_, err := loadUntil(ctx, func() (*config.Config, error) { <-block; return nil, nil })
+	require.ErrorIs(t, err, context.Canceled)
+
+	want := &config.Config{}
+	got, err := loadUntil(context.Background(), func() (*config.Config, error) { return want, nil })
+	require.NoError(t, err)
+	require.Same(t, want, got)
+}

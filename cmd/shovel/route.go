@@ -55,8 +55,11 @@ fallback. The flags override the file.`,
 			}
 			// Check reports every problem of the file, the flags' included, at once.
 			load := func() (*config.Config, error) { return config.Check(cfgPath, o) }
-			cfg, err := load()
+			cfg, err := loadUntil(cmd.Context(), load)
 			if err != nil {
+				if cmd.Context().Err() != nil {
+					return err // a signal, not a bad config
+				}
 				return usageError{err}
 			}
 			tuneGC()
@@ -272,6 +275,29 @@ func route(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 	return errors.Join(runErr, closeErr, deadErr, commitErr)
 }
 
+// loadUntil runs load and returns its result, or an error as soon as ctx
+// ends: SIGINT and SIGTERM stop shovel while it loads a configuration,
+// whatever a file it reads does (the config and secret files are read
+// bounded and must be regular files, but a path on a hung network mount
+// still blocks). The abandoned load finishes, or not, in the background.
+func loadUntil(ctx context.Context, load func() (*config.Config, error)) (*config.Config, error) {
+	type result struct {
+		cfg *config.Config
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		cfg, err := load()
+		done <- result{cfg, err}
+	}()
+	select {
+	case r := <-done:
+		return r.cfg, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("config: loading interrupted: %w", context.Cause(ctx))
+	}
+}
+
 // reload builds the routes, decoders and outputs of a fresh load() and
 // swaps them in. A config that does not load, validate and build is
 // refused with a log line, and the running one goes on. Sections that only
@@ -279,7 +305,7 @@ func route(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 // running values, with a warning when they differ.
 func reload(ctx context.Context, running *config.Config, load func() (*config.Config, error),
 	sw *router.Switch, opts []config.BuildOption, log *slog.Logger) {
-	next, err := load()
+	next, err := loadUntil(ctx, load)
 	if err != nil {
 		log.Error("config reload refused; the running config stays", "err", err)
 		return

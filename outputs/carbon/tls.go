@@ -5,7 +5,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
+
+	"github.com/shovel-metrics/shovel/internal/limitedfile"
 )
 
 // TLSConfig is the tls: block of the carbon outputs. Carbon itself speaks
@@ -50,6 +51,10 @@ func (c *TLSConfig) Validate() error {
 	return nil
 }
 
+// MaxPEMBytes is the largest CA bundle, certificate or key file Build
+// reads: a whole public CA bundle is about 200 KiB.
+const MaxPEMBytes = 1 << 20
+
 // Build reads the files the block names and returns the client TLS
 // config, or nil when TLS is off. Its errors name the key and the file.
 func (c *TLSConfig) Build() (*tls.Config, error) {
@@ -65,7 +70,7 @@ func (c *TLSConfig) Build() (*tls.Config, error) {
 		InsecureSkipVerify: c.InsecureSkipVerify, // asked for explicitly; Validate keeps it apart from ca
 	}
 	if c.CA != "" {
-		pem, err := os.ReadFile(c.CA)
+		pem, err := limitedfile.Read(c.CA, MaxPEMBytes)
 		if err != nil {
 			return nil, fmt.Errorf("tls.ca: %w", err)
 		}
@@ -76,7 +81,15 @@ func (c *TLSConfig) Build() (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	if c.Cert != "" {
-		pair, err := tls.LoadX509KeyPair(c.Cert, c.Key)
+		cert, err := limitedfile.Read(c.Cert, MaxPEMBytes)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert: %w", err)
+		}
+		key, err := limitedfile.Read(c.Key, MaxPEMBytes)
+		if err != nil {
+			return nil, fmt.Errorf("tls.key: %w", err)
+		}
+		pair, err := tls.X509KeyPair(cert, key)
 		if err != nil {
 			return nil, fmt.Errorf("tls.cert, tls.key: %w", err)
 		}
