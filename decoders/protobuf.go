@@ -79,6 +79,9 @@ type ProtobufConfig struct {
 	Values ValueConfig `mapstructure:"values"`
 	// Sanitize configures the path sanitiser.
 	Sanitize PathConfig `mapstructure:"sanitize"`
+	// Tags maps Graphite tag keys to scalar fields of the message (or
+	// constants): see tagTemplate. Empty for untagged paths.
+	Tags map[string]string `mapstructure:"tags"`
 }
 
 // DefaultProtobufConfig returns the protobuf decoder's defaults; Proto,
@@ -111,6 +114,9 @@ func (c ProtobufConfig) Validate() error {
 	}
 	if _, err := parseFieldTemplate(c.Path, nil); err != nil {
 		errs = append(errs, fmt.Errorf("path: %q: %w", c.Path, err))
+	}
+	if _, err := parseTagTemplate(c.Tags, nil); err != nil {
+		errs = append(errs, err)
 	}
 	if !validField(c.Timestamp.Field) {
 		errs = append(errs, fmt.Errorf("timestamp.field: %q is not a dotted field path", c.Timestamp.Field))
@@ -168,6 +174,8 @@ type protobufDecoder struct {
 	paths   *PathSanitizer
 	tmpl    fieldTemplate
 	refs    [][]fieldRef // per template part, its alternatives
+	tags    tagTemplate
+	tagRefs [][]fieldRef // per tag, its alternatives
 	at      int          // index of {metric}
 	tail    string
 	ts      fieldRef
@@ -281,6 +289,22 @@ func buildProtobuf(cfg ProtobufConfig) (*protobufDecoder, error) {
 			}
 			d.refs = append(d.refs, refs)
 		}
+	}
+
+	if d.tags, err = parseTagTemplate(cfg.Tags, nil); err != nil {
+		errs = append(errs, err)
+	}
+	for _, s := range d.tags.specs {
+		var refs []fieldRef
+		for _, alt := range s.alts {
+			ref, err := resolveField(md, alt, scalarLeaf)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("tags.%s: %w", s.key, err))
+				continue
+			}
+			refs = append(refs, ref)
+		}
+		d.tagRefs = append(d.tagRefs, refs)
 	}
 
 	tsField := strings.Split(cfg.Timestamp.Field, ".")
@@ -512,6 +536,24 @@ func (d *protobufDecoder) Decode(msg *metric.Message, out *metric.Result) error 
 			return metric.Rejectf(ReasonMissingField, "no value for %s", p.text)
 		}
 	}
+	var tags []byte
+	if !d.tags.empty() {
+		var tagBuf [256]byte
+		tags = d.tags.suffix(tagBuf[:0], out, b.Bytes(), func(i, k int, _ []string) (string, bool) {
+			if k >= len(d.tagRefs[i]) {
+				return "", false
+			}
+			v, fd, ok := d.tagRefs[i][k].get(m)
+			if !ok {
+				return "", false
+			}
+			return protoTagText(v, fd), true
+		})
+		if err := out.Charge(len(tags)); err != nil {
+			return err
+		}
+	}
+	head := protoHead{b: b, tags: tags}
 	nSamples, nRejected := len(out.Samples), len(out.Rejected)
 	fail := func(err error) error {
 		out.Samples, out.Rejected = out.Samples[:nSamples], out.Rejected[:nRejected]
@@ -521,17 +563,17 @@ func (d *protobufDecoder) Decode(msg *metric.Message, out *metric.Result) error 
 		pm := &d.metrics[i]
 		v, fd, ok := pm.ref.get(m)
 		if !ok {
-			if err := d.reject(out, b, pm.name, ReasonMissingField); err != nil {
+			if err := d.reject(out, head, pm.name, ReasonMissingField); err != nil {
 				return fail(err)
 			}
 			continue
 		}
-		if err := d.sample(out, b, pm.name, v, fd, ts); err != nil {
+		if err := d.sample(out, head, pm.name, v, fd, ts); err != nil {
 			return fail(err)
 		}
 	}
 	for _, obj := range d.objects {
-		if err := d.objectSamples(out, b, m, obj, ts); err != nil {
+		if err := d.objectSamples(out, head, m, obj, ts); err != nil {
 			return fail(err)
 		}
 	}
@@ -621,26 +663,34 @@ func (d *protobufDecoder) numberValue(v protoreflect.Value, fd protoreflect.Fiel
 	return 0, metric.ReasonNotANumber
 }
 
+// protoHead is what every metric of one message shares: the path up to
+// {metric}, and the message's tags (rendered once).
+type protoHead struct {
+	b    PathBuilder
+	tags []byte
+}
+
 // path renders the path of the metric called name after head.
-func (d *protobufDecoder) path(head PathBuilder, name string) (PathBuilder, string) {
-	n := len(head.buf)
-	b := head.WriteString(name)
+func (d *protobufDecoder) path(head protoHead, name string) (PathBuilder, string) {
+	n := len(head.b.buf)
+	b := head.b.WriteString(name)
 	if len(b.buf) == n {
 		return b, metric.ReasonBadPath
 	}
 	if d.tail != "" {
 		b = b.WriteString(d.tail)
 	}
+	b = b.TagSuffix(head.tags)
 	return b, b.Check()
 }
 
-func (d *protobufDecoder) reject(out *metric.Result, head PathBuilder, name, reason string) error {
+func (d *protobufDecoder) reject(out *metric.Result, head protoHead, name, reason string) error {
 	b, _ := d.path(head, name)
 	out.Reject(b.String(), reason)
 	return out.Over()
 }
 
-func (d *protobufDecoder) sample(out *metric.Result, head PathBuilder, name string, v protoreflect.Value, fd protoreflect.FieldDescriptor, ts float64) error {
+func (d *protobufDecoder) sample(out *metric.Result, head protoHead, name string, v protoreflect.Value, fd protoreflect.FieldDescriptor, ts float64) error {
 	b, reason := d.path(head, name)
 	if reason == "" {
 		var value float64
@@ -654,7 +704,7 @@ func (d *protobufDecoder) sample(out *metric.Result, head PathBuilder, name stri
 
 // objectSamples adds the metrics of metrics_object, in a stable order:
 // a map's by key, a list's and a message's by position.
-func (d *protobufDecoder) objectSamples(out *metric.Result, head PathBuilder, m protoreflect.Message, obj *protoObject, ts float64) error {
+func (d *protobufDecoder) objectSamples(out *metric.Result, head protoHead, m protoreflect.Message, obj *protoObject, ts float64) error {
 	v, fd, ok := obj.ref.get(m)
 	if !ok {
 		return nil // an empty map or list, or an unset message: no metrics
@@ -708,6 +758,29 @@ func (d *protobufDecoder) objectSamples(out *metric.Result, head PathBuilder, m 
 }
 
 // writeProtoValue writes a scalar field as one path segment.
+// protoTagText is a scalar field's value as tag text, written as
+// writeProtoValue writes it into a path.
+func protoTagText(v protoreflect.Value, fd protoreflect.FieldDescriptor) string {
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		return v.String()
+	case protoreflect.BoolKind:
+		return strconv.FormatBool(v.Bool())
+	case protoreflect.EnumKind:
+		if ev := fd.Enum().Values().ByNumber(v.Enum()); ev != nil {
+			return string(ev.Name())
+		}
+		return strconv.FormatInt(int64(v.Enum()), 10)
+	case protoreflect.FloatKind:
+		return strconv.FormatFloat(v.Float(), 'f', -1, 32)
+	case protoreflect.DoubleKind:
+		return strconv.FormatFloat(v.Float(), 'f', -1, 64)
+	case protoreflect.Uint32Kind, protoreflect.Uint64Kind, protoreflect.Fixed32Kind, protoreflect.Fixed64Kind:
+		return strconv.FormatUint(v.Uint(), 10)
+	}
+	return strconv.FormatInt(v.Int(), 10)
+}
+
 func writeProtoValue(b PathBuilder, v protoreflect.Value, fd protoreflect.FieldDescriptor) PathBuilder {
 	var buf [32]byte
 	switch fd.Kind() {

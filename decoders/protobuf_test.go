@@ -70,6 +70,16 @@ func TestProtobuf(t *testing.T) {
 			want: "pon.ONU.olt_1.r4.uni_1.0.x 1 1796230800\n",
 		},
 		{
+			name: "tags: scalar fields, enum names, map keys, alternatives; a missing one left out",
+			set: func(c *decoders.ProtobufConfig) {
+				c.Path = "kpi.{metric}"
+				c.Tags = map[string]string{"device": "{device}", "role": "{role}", "rack": "{labels.rack}", "zone": "{labels.zone}",
+					"port": "{alt|port.name}", "src": "protobuf"}
+			},
+			msg:  `{"device": "olt.1", "role": "ONU", "labels": {"rack": "r4"}, "port": {"name": "uni 1"}, "at": "2026-12-02T17:00:00Z", "values": {"x": 1}}`,
+			want: "kpi.x;device=olt.1;port=uni_1;rack=r4;role=ONU;src=protobuf 1 1796230800\nrepair kpi;device=olt.1;port=uni_1;rack=r4;role=ONU;src=protobuf tag_repaired\n",
+		},
+		{
 			name: "timestamps: integer milliseconds",
 			set: func(c *decoders.ProtobufConfig) {
 				c.Timestamp = decoders.JSONTimestampConfig{Field: "at_ms", Unit: "ms", Missing: "reject"}

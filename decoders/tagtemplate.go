@@ -80,18 +80,21 @@ func parseTagTemplate(m map[string]string, check func(field []string) error) (ta
 // empty reports whether there are no tags to render.
 func (t *tagTemplate) empty() bool { return len(t.specs) == 0 }
 
-// render adds the template's tags to ts; lookup returns a field's text
-// and whether the message has it (the text may alias the message: ts
-// must be appended before the message is reused).
-func (t *tagTemplate) render(ts *metric.TagSet, lookup func(field []string) (string, bool)) {
+// tagLookup returns the text of a tag's field (alternative k of spec i,
+// which is field) and whether the message has it. The text may alias the
+// message: the tags must be appended before the message is reused.
+type tagLookup func(i, k int, field []string) (string, bool)
+
+// render adds the template's tags to ts.
+func (t *tagTemplate) render(ts *metric.TagSet, lookup tagLookup) {
 	for i := range t.specs {
 		s := &t.specs[i]
 		if s.alts == nil {
 			ts.Add(s.key, s.constant)
 			continue
 		}
-		for _, alt := range s.alts {
-			if v, ok := lookup(alt); ok && v != "" {
+		for k, alt := range s.alts {
+			if v, ok := lookup(i, k, alt); ok && v != "" {
 				ts.Add(s.key, v)
 				break
 			}
@@ -102,7 +105,7 @@ func (t *tagTemplate) render(ts *metric.TagSet, lookup func(field []string) (str
 // suffix renders the tags against lookup and appends them to dst in
 // carbon's order (";k=v..."), recording in out, once, each tag repaired
 // or dropped, under the path head plus the tags.
-func (t *tagTemplate) suffix(dst []byte, out *metric.Result, head []byte, lookup func(field []string) (string, bool)) []byte {
+func (t *tagTemplate) suffix(dst []byte, out *metric.Result, head []byte, lookup tagLookup) []byte {
 	ts := out.TagSet()
 	t.render(ts, lookup)
 	start := len(dst)
@@ -137,8 +140,8 @@ func jsonTagText(v []byte, kind jsonscan.Kind) (string, bool) {
 }
 
 // jsonTagLookup looks tag fields up in a JSON object.
-func jsonTagLookup(src fieldSource) func(field []string) (string, bool) {
-	return func(field []string) (string, bool) {
+func jsonTagLookup(src fieldSource) tagLookup {
+	return func(_, _ int, field []string) (string, bool) {
 		v, kind, ok := src.lookup(field)
 		if !ok {
 			return "", false

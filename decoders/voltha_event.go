@@ -774,7 +774,7 @@ func (d *volthaEvent) entry(b []byte, fallback float64, fallbackErr error, out *
 	var tags []byte
 	if !d.tags.empty() {
 		var tagBuf [256]byte
-		tags = d.tags.suffix(tagBuf[:0], out, head.Bytes(), func(f []string) (string, bool) {
+		tags = d.tags.suffix(tagBuf[:0], out, head.Bytes(), func(_, _ int, f []string) (string, bool) {
 			return src.tagText(volthaRefOf(f))
 		})
 		if err := out.Charge(len(tags)); err != nil {
