@@ -506,6 +506,16 @@ func (d *protobufDecoder) Decode(msg *metric.Message, out *metric.Result) error 
 	if len(msg.Value) > d.cfg.MaxMessageBytes {
 		return metric.Rejectf(metric.ReasonTooLarge, "%d bytes, limit %d", len(msg.Value), d.cfg.MaxMessageBytes)
 	}
+	// dynamicpb holds 10 to 20 times a real message's size (a message per
+	// element of a repeated message, a Go map per message), and nearly 100
+	// times a hostile one's (empty elements of two bytes each): what it
+	// would hold is held to the output budget, before it is built. Apart
+	// from the samples' charges: it is gone once they are built, and a
+	// real message of 1 000 elements must not fail a budget sized for its
+	// samples (docs/limits.md).
+	if out.Budget > 0 && protoParseCost(msg.Value, d.md, out.Budget) > out.Budget {
+		return metric.Rejectf(metric.ReasonOverBudget, "%s: parsed, it would hold more than the output budget of %d bytes for this message", d.md.FullName(), out.Budget)
+	}
 	m := d.pool.Get().(*dynamicpb.Message)
 	defer d.pool.Put(m)
 	m.Reset()

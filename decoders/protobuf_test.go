@@ -1,10 +1,17 @@
 package decoders_test
 
 import (
+	"fmt"
+	"math"
 	"os"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/shovel-metrics/shovel/decoders"
 	"github.com/shovel-metrics/shovel/router/metric"
@@ -202,7 +209,7 @@ func TestProtobufConfigErrors(t *testing.T) {
 
 // FuzzProtobuf: whatever the bytes, the decoder does not panic, returns
 // samples or a whole-message error, vouches for its paths and stays
-// within the output budget.
+// within the output budget, in what it returns and in what it allocates.
 func FuzzProtobuf(f *testing.F) {
 	md := compileProto(f, "protobuf", "kpi.proto", "test.kpi.Kpi")
 	f.Add(encodeJSON(f, md, []byte(`{"device": "olt1", "role": "OLT", "labels": {"rack": "r4"}, "port": {"name": "p", "number": 3},
@@ -219,10 +226,147 @@ func FuzzProtobuf(f *testing.F) {
 	f.Fuzz(func(t *testing.T, value []byte) {
 		msg := &metric.Message{Value: value, Timestamp: goldenReceiveTime}
 		out := metric.Result{Budget: limits.Budget(msg.Size())}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		err := dec.Decode(msg, &out)
+		runtime.ReadMemStats(&after)
 		checkInvariants(t, out, err)
 		require.LessOrEqual(t, out.Cost(), out.Budget, "output within the budget")
+		// And so is what dynamicpb holds on the way (protoParseCost):
+		// the parse and the samples, each within the budget, with their
+		// slices' growth.
+		allocated := after.TotalAlloc - before.TotalAlloc
+		require.LessOrEqual(t, allocated, uint64(4*out.Budget), "allocated %d bytes for %d", allocated, len(value))
 	})
 }
 
 func writeFile(name, text string) error { return os.WriteFile(name, []byte(text), 0o644) }
+
+// protobufShapes are test.kpi.Kpi messages of n elements each: real
+// gauges ({name, value}, as protojson would write them) and hostile
+// shapes that cost dynamicpb far more than their size (empty elements,
+// empty strings, distinct map keys, unknown fields).
+func protobufShapes(t testing.TB, n int) map[string][]byte {
+	md := compileProto(t, "protobuf", "kpi.proto", "test.kpi.Kpi")
+	var js strings.Builder
+	js.WriteString(`{"device":"olt1","at":"2026-12-02T17:00:00Z","gauges":[`)
+	for i := range n {
+		if i > 0 {
+			js.WriteByte(',')
+		}
+		fmt.Fprintf(&js, `{"name":"temperature%d","value":%d.5}`, i, i)
+	}
+	js.WriteString(`]}`)
+	shapes := map[string][]byte{"real gauges": encodeJSON(t, md, []byte(js.String()))}
+	var empty, strs, unknown, mapKeys, merged []byte
+	for i := range n {
+		empty = protowire.AppendBytes(protowire.AppendTag(empty, 9, protowire.BytesType), nil)
+		strs = protowire.AppendBytes(protowire.AppendTag(strs, 16, protowire.BytesType), nil)
+		unknown = protowire.AppendVarint(protowire.AppendTag(unknown, 999, protowire.VarintType), 0)
+		entry := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), uint64(i))
+		mapKeys = protowire.AppendBytes(protowire.AppendTag(mapKeys, 17, protowire.BytesType), entry)
+		merged = protowire.AppendBytes(protowire.AppendTag(merged, 3, protowire.BytesType), nil)
+	}
+	shapes["empty gauges"], shapes["empty strings"], shapes["unknown fields"] = empty, strs, unknown
+	shapes["distinct map keys"], shapes["one message merged"] = mapKeys, merged
+	return shapes
+}
+
+// TestProtobufParseCostModel: protoParseCost is within a small factor of
+// what dynamicpb really holds (live, after a GC) for every shape, and a
+// real message of 10 000 gauges is within the default output budget, so
+// that holding the parse to the budget refuses no real message.
+func TestProtobufParseCostModel(t *testing.T) {
+	md := compileProto(t, "protobuf", "kpi.proto", "test.kpi.Kpi")
+	for name, b := range protobufShapes(t, 10_000) {
+		t.Run(name, func(t *testing.T) {
+			held := make([]*dynamicpb.Message, 5)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			for i := range held {
+				held[i] = dynamicpb.NewMessage(md)
+				require.NoError(t, proto.Unmarshal(b, held[i]))
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			live := max(0, float64(after.HeapAlloc)-float64(before.HeapAlloc)) / float64(len(held))
+			runtime.KeepAlive(held)
+			model := float64(decoders.ProtoParseCost(b, md, math.MaxInt))
+			t.Logf("%d bytes: dynamicpb holds %.0f (%.1fx), modelled %.0f", len(b), live, live/float64(len(b)), model)
+			require.GreaterOrEqual(t, model, live/2, "the model may not undercharge")
+			switch name {
+			case "one message merged": // charged for the time merging takes, holding nothing
+			case "empty strings": // a list element is charged twice, for its list's growth
+				require.LessOrEqual(t, model, 4*live)
+			default:
+				require.LessOrEqual(t, model, 2*live)
+			}
+			if name == "real gauges" {
+				require.Less(t, model, float64(metric.DefaultOutputLimits().Budget(len(b))), "a real message fits its budget")
+			}
+		})
+	}
+}
+
+// TestProtobufParseBudget: a message whose parse would hold more than
+// its output budget is rejected whole as output_budget before dynamicpb
+// builds it: decoding it allocates next to nothing.
+func TestProtobufParseBudget(t *testing.T) {
+	dec := newDecoder(t, "protobuf", kpiProto(func(c *decoders.ProtobufConfig) {
+		c.MetricsObject = []string{"values", "gauges"}
+	}))
+	for name, b := range protobufShapes(t, 400_000) {
+		if len(b) > 1<<20 {
+			b = b[:protoCut(b, 1<<20)]
+		}
+		t.Run(name, func(t *testing.T) {
+			msg := &metric.Message{Value: b}
+			out := metric.Result{Budget: metric.DefaultOutputLimits().Budget(msg.Size())}
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			err := dec.Decode(msg, &out)
+			runtime.ReadMemStats(&after)
+			allocated := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%d bytes: %v, %d allocated", len(b), err, allocated)
+			require.Less(t, allocated, uint64(2*out.Budget), "allocated %d for %d bytes", allocated, len(b))
+			switch name {
+			case "real gauges", "unknown fields", "distinct map keys": // within the budget
+				require.NotEqual(t, metric.ReasonOverBudget, metric.ReasonOf(err))
+			default:
+				require.Equal(t, metric.ReasonOverBudget, metric.ReasonOf(err), "err: %v", err)
+				require.Less(t, allocated, uint64(64<<10), "rejected before it is built")
+			}
+		})
+	}
+}
+
+// protoCut is the length of the fields of b that fit in max bytes.
+func protoCut(b []byte, max int) int {
+	n := 0
+	for n < len(b) {
+		_, typ, k := protowire.ConsumeTag(b[n:])
+		m := protowire.ConsumeFieldValue(0, typ, b[n+k:])
+		if k < 0 || m < 0 || n+k+m > max {
+			break
+		}
+		n += k + m
+	}
+	return n
+}
+
+// BenchmarkProtobufHostile decodes 1 MB of empty repeated-message
+// elements: 1.4 s and 190 MB allocated before the parse was held to the
+// output budget.
+func BenchmarkProtobufHostile(b *testing.B) {
+	dec := newDecoder(b, "protobuf", kpiProto(func(c *decoders.ProtobufConfig) { c.MetricsObject = []string{"gauges"} }))
+	v := protobufShapes(b, 500_000)["empty gauges"]
+	msg := &metric.Message{Value: v[:protoCut(v, 1<<20)]}
+	b.SetBytes(int64(len(msg.Value)))
+	b.ReportAllocs()
+	for b.Loop() {
+		out := metric.Result{Budget: metric.DefaultOutputLimits().Budget(msg.Size())}
+		_ = dec.Decode(msg, &out)
+	}
+}
