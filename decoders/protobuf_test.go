@@ -370,3 +370,17 @@ func BenchmarkProtobufHostile(b *testing.B) {
 		_ = dec.Decode(msg, &out)
 	}
 }
+
+// BenchmarkProtobuf decodes a message of ten metrics (a map of ten
+// counters), for comparison with the voltha-event and JSON decoders.
+func BenchmarkProtobuf(b *testing.B) {
+	md := compileProto(b, "protobuf", "kpi.proto", "test.kpi.Kpi")
+	msg := encodeJSON(b, md, []byte(`{"device": "a4a1e6a2-0f4c-4cbb-9a3e-6b4d4b1f2c10", "port": {"name": "nni-1048576"},
+		"at": "2026-12-02T17:00:00Z", "values": {"RxBytes": 123456, "RxPackets": 1024, "RxUcastPackets": 1000,
+		"RxMcastPackets": 16, "RxBcastPackets": 8, "TxBytes": 654321, "TxPackets": 2048, "TxUcastPackets": 2000,
+		"TxMcastPackets": 40, "TxBcastPackets": 8}}`))
+	dec := newDecoder(b, "protobuf", kpiProto(func(c *decoders.ProtobufConfig) {
+		c.Path = "voltha.{device}.NNIStats.{port.name}.{metric}"
+	}))
+	benchDecoder(b, dec, &metric.Message{Value: msg})
+}
