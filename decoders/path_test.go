@@ -123,3 +123,30 @@ func FuzzPathSanitizer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSanitizeName: any input name, tagged or not, comes out of the Carbon
+// decoders' name sanitiser as one name Carbon accepts (a tagged one in
+// carbon's normalized form, which sanitising again leaves alone) or is
+// rejected with a reason.
+func FuzzSanitizeName(f *testing.F) {
+	for _, s := range []string{"a.b", "cpu;host=a;dc=x", "~a;name=b;c=~d", "a;b", ";a=b", "a b;c=d e\n", "a;b=c{\"}", strings.Repeat("x;", 200)} {
+		f.Add(s)
+	}
+	s := decoders.NewPathSanitizer(decoders.DefaultPathConfig())
+	f.Fuzz(func(t *testing.T, in string) {
+		got, reason := s.SanitizeName(in)
+		if reason != "" {
+			require.Empty(t, got)
+			require.Contains(t, []string{metric.ReasonBadPath, decoders.ReasonPathTooLong}, reason, "%q", in)
+			return
+		}
+		require.True(t, metric.ValidPath(got), "%q -> %q", in, got)
+		require.False(t, strings.ContainsAny(got, " \t\r\n\x00"), "%q -> %q", in, got)
+		if metric.IsTagged(got) {
+			require.True(t, metric.Normalized(got), "%q -> %q", in, got)
+		}
+		again, reason := s.SanitizeName(got)
+		require.Empty(t, reason, "%q -> %q", in, got)
+		require.Equal(t, got, again, "sanitising is idempotent: %q", in)
+	})
+}
