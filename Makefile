@@ -54,6 +54,13 @@ clean: ## remove build output
 demo: build ## run everything in one process: embedded Kafka, KPI publisher, router; samples on stdout and into Carbon on localhost
 	$(BIN) demo
 
+.PHONY: carbon carbon-stop
+carbon: ## start a private carbon-cache (Debian's graphite-carbon) on free loopback ports in .carbon; prints the ports
+	deploy/carbon.sh start .carbon
+
+carbon-stop: ## stop the carbon-cache of make carbon
+	deploy/carbon.sh stop .carbon
+
 # Benchmarks (BENCHMARKS.md). BENCH_FLAGS goes to the end-to-end harness,
 # e.g. BENCH_FLAGS='-partitions 1,4,8 -X fetch.queue.backoff.ms=10'.
 BENCH_BIN   := bin/shovel-bench
