@@ -257,3 +257,46 @@ func BenchmarkPickleHostileTuples(bm *testing.B) {
 		_ = dec.Decode(msg, &out)
 	}
 }
+
+// hostilePickles are 1 MB pickles that make the machine hold many values
+// rather than samples: empty lists, a list appending itself, memo
+// references to an empty string inside a MARK, Nones appended at once.
+func hostilePickles() map[string][]byte {
+	const size = 1<<20 - 64
+	fill := func(b []byte, unit ...byte) []byte {
+		for len(b) < size {
+			b = append(b, unit...)
+		}
+		return b
+	}
+	return map[string][]byte{
+		"empty lists":           append(fill([]byte{0x80, 2, ']', '('}, ']'), '.'),
+		"a list appends itself": append(fill([]byte{0x80, 2, ']', 'q', 0}, 'h', 0, 'a'), '.'),
+		"memo references":       append(fill([]byte{0x80, 2, '(', 'X', 0, 0, 0, 0, 'q', 0}, 'h', 0), 'l', '.'),
+		"Nones appended":        append(fill([]byte{0x80, 2, ']', '('}, 'N'), 'e', '.'),
+	}
+}
+
+// TestPickleMachineAllocations: a pickle that makes the machine hold
+// values is stopped at its budget having allocated at most four times it
+// (the machine's slices double as they grow: see docs/limits.md, Known
+// gaps). Its stack and lists grew by append's quarter before, allocating
+// up to 5.5 times the budget.
+func TestPickleMachineAllocations(t *testing.T) {
+	dec := newDecoder[decoders.PickleConfig](t, "carbon-pickle", nil)
+	for name, v := range hostilePickles() {
+		t.Run(name, func(t *testing.T) {
+			msg := &metric.Message{Value: v}
+			out := metric.Result{Budget: metric.DefaultOutputLimits().Budget(msg.Size())}
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			err := dec.Decode(msg, &out)
+			runtime.ReadMemStats(&after)
+			require.Equal(t, metric.ReasonOverBudget, metric.ReasonOf(err), "err: %v", err)
+			allocated := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%d allocated, budget %d", allocated, out.Budget)
+			require.Less(t, allocated, uint64(4*out.Budget), "allocated %d for a budget of %d", allocated, out.Budget)
+		})
+	}
+}

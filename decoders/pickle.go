@@ -353,7 +353,7 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Res
 		if v.depth > maxDepth {
 			return pickleFail(ReasonTooDeep, "")
 		}
-		stack = append(stack, v)
+		stack = append(grow(stack, 1), v)
 		if len(stack) > stackHigh {
 			stackHigh = len(stack)
 			if stackHigh > stackFree && out.Charge(pvalSize) != nil {
@@ -433,7 +433,7 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Res
 			v.off = off
 		} else if len(s) > 0 { // unescaped: a copy, kept with the machine
 			v.text, v.off = true, int32(len(mc.text))
-			mc.text = append(mc.text, s...)
+			mc.text = append(grow(mc.text, len(s)), s...)
 		}
 		return push(v)
 	}
@@ -731,7 +731,7 @@ func (m *pickleMachine) newList() *plist {
 		l.items, l.depth = l.items[:0], 1
 		return l
 	}
-	m.lists = append(m.lists, plist{depth: 1})
+	m.lists = append(grow(m.lists, 1), plist{depth: 1})
 	return &m.lists[len(m.lists)-1]
 }
 
@@ -753,7 +753,7 @@ var pickleMachinePool = sync.Pool{New: func() any { return new(pickleMachine) }}
 func (m *pickleMachine) put(k uint64, v pval) bool {
 	if k < uint64(len(m.memo)) || k <= uint64(2*m.memoLen+memoSlack) {
 		for uint64(len(m.memo)) <= k {
-			m.memo, m.memoSet = append(m.memo, pval{}), append(m.memoSet, false)
+			m.memo, m.memoSet = append(grow(m.memo, 1), pval{}), append(grow(m.memoSet, 1), false)
 		}
 		isNew := !m.memoSet[k]
 		if isNew {
@@ -818,11 +818,11 @@ func (m *pickleMachine) release() {
 // grow makes room for n more values in s, doubling its capacity: append
 // grows a large slice by a quarter at a time, which allocates five times
 // the final size on the way; doubling allocates twice.
-func grow(s []pval, n int) []pval {
+func grow[T any](s []T, n int) []T {
 	if cap(s)-len(s) >= n {
 		return s
 	}
-	g := make([]pval, len(s), max(2*cap(s), len(s)+n, 16))
+	g := make([]T, len(s), max(2*cap(s), len(s)+n, 16))
 	copy(g, s)
 	return g
 }
