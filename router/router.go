@@ -311,8 +311,9 @@ func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) e
 	}
 	if !matched {
 		reason := noRouteReason(&typ)
-		t.reject(msg, "", reason, "no route matches", nil)
-		if err := r.deadLetter(ctx, msg, reason, "no route matches", g); err != nil {
+		what := noRouteWhat(reason)
+		t.reject(msg, "", reason, what, nil)
+		if err := r.deadLetter(ctx, msg, reason, what, g); err != nil {
 			return err
 		}
 	}
@@ -401,6 +402,22 @@ func noRouteReason(typ *msgType) string {
 	return metric.ReasonNoRoute
 }
 
+// noRouteWhat says why no route took a message, for the log line and
+// the dead letter's detail: the routes that match on "type" could not read
+// one, or none matches.
+func noRouteWhat(reason string) string {
+	switch reason {
+	case metric.ReasonNoRoute:
+		return "no route matches"
+	case metric.ReasonInvalidJSON:
+		return "not valid JSON: no route can read its type"
+	case metric.ReasonNoType:
+		return "no top-level \"type\" string: no route that matches on type takes it"
+	default:
+		return reason + ": no route can read its type"
+	}
+}
+
 // Outcome is what the router does with a message on one route it matches,
 // or with a message no route matches (Route empty).
 type Outcome struct {
@@ -459,7 +476,8 @@ func (r *Router) DryRun(msg *metric.Message, asType string) []Outcome {
 		}
 	}
 	if len(outs) == 0 {
-		outs = append(outs, Outcome{Reason: noRouteReason(&typ), Detail: "no route matches"})
+		reason := noRouteReason(&typ)
+		outs = append(outs, Outcome{Reason: reason, Detail: noRouteWhat(reason)})
 	}
 	return outs
 }

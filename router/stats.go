@@ -1,6 +1,7 @@
 package router
 
 import (
+	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -334,11 +335,16 @@ func (s *Stats) Snapshot() Snapshot {
 	}
 }
 
-// RejectReasons returns the "decoder/reason" keys seen, sorted, for logs.
+// RejectReasons returns "decoder/reason (messages|samples)=count" for
+// every rejection counted, sorted, for the log line at exit.
 func (sn Snapshot) RejectReasons() []string {
 	var out []string
-	for k := range sn.Rejects {
-		out = append(out, k.Decoder+"/"+k.Reason)
+	for k, n := range sn.Rejects {
+		scope := "messages"
+		if k.Sample {
+			scope = "samples"
+		}
+		out = append(out, fmt.Sprintf("%s/%s %s=%d", k.Decoder, k.Reason, scope, n))
 	}
 	sort.Strings(out)
 	return out

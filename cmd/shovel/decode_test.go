@@ -56,7 +56,7 @@ route onu (message 3): decoder onu-stats, 0 samples to graphite
 reject missing_field "voltha.onu.a_b_evil_1_2.p.optics.rx_power_dbm" (message 3)
 reject not_finite "voltha.onu.a_b_evil_1_2.p.x" (message 3)
 reject no_route (message 4): no route matches
-reject invalid_json (message 5): no route matches
+reject invalid_json (message 5): not valid JSON: no route can read its type
 shovel: decode: 2 of 5 messages and 3 samples rejected
 `, stderr)
 }

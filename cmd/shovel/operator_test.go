@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -42,6 +43,45 @@ func TestStopWithCarbonDownExitsOne(t *testing.T) {
 	require.Less(t, took, 10*time.Second, "shutdown_timeout bounds the wait")
 	require.Contains(t, sh.logs.String(), "shovel: router: shutdown deadline reached with undelivered batches")
 	require.Zero(t, b.CommittedTotal(t, group, topic), "nothing undelivered is committed")
+}
+
+// TestJSONLogsAreJSONToTheEnd: with log.format json every line is a JSON
+// object — the final error included — and durations read as in the config.
+func TestJSONLogsAreJSONToTheEnd(t *testing.T) {
+	skipShort(t)
+	const topic, group = "kpis.json", "it-json"
+	b := startBroker(t, 1, topic, false)
+	cfg := strings.Replace(pickleConfig(b.Addr, topic, group, "127.0.0.1:"+deadPort(t), "127.0.0.1:"+deadPort(t), ""),
+		"shutdown_timeout: 20s", "shutdown_timeout: 1s", 1)
+	b.produceKPIs(t, topic, 1, sliceKPIs("json", 3, recentTS()))
+	sh := startShovel(t, "route", "--config", writeConfig(t, cfg), "--log-format", "json")
+	jsonAddr := regexp.MustCompile(`"msg":"status endpoints","address":"(http://[^"]+)"`)
+	require.Eventually(t, func() bool {
+		m := jsonAddr.FindStringSubmatch(sh.logs.String())
+		if m == nil {
+			return false
+		}
+		n := 0.0
+		for _, c := range scrapeCounters(t, m[1]+"/metrics", "shovel_messages_total") {
+			n += c.value
+		}
+		return n == 3
+	}, 30*time.Second, 20*time.Millisecond, "the messages reach the router")
+	require.Equal(t, exitRuntime, sh.stop(t))
+	lines := strings.Split(strings.TrimSuffix(sh.logs.String(), "\n"), "\n")
+	for _, line := range lines {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &rec), "a JSON log line: %s", line)
+		if rec["msg"] == "shutting down: flushing outputs" {
+			require.Equal(t, "1s", rec["deadline"], "a duration as the config writes it")
+		}
+	}
+	var last map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &last))
+	require.Equal(t, "ERROR", last["level"])
+	require.Equal(t, "shovel stopped with an error", last["msg"])
+	require.Contains(t, last["err"], "shutdown deadline reached with undelivered batches")
+	require.NotContains(t, sh.logs.String(), "Telemetry client instance id changed", "at debug only")
 }
 
 // TestConfigCheckConnect tries the services a config names: a broker that

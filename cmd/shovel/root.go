@@ -35,6 +35,13 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// loggedError is an error the command has written to its log already (a
+// JSON log's last line); run exits with its status without printing it.
+type loggedError struct{ err error }
+
+func (e loggedError) Error() string { return e.err.Error() }
+func (e loggedError) Unwrap() error { return e.err }
+
 // run executes the command line args and returns the exit code. Tests call
 // it in-process.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -45,9 +52,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	// One line per problem, each naming it: a config with three mistakes
-	// shows all three.
-	for _, line := range strings.Split(err.Error(), "\n") {
-		fmt.Fprintf(stderr, "shovel: %s\n", line)
+	// shows all three. An error already in the log is not printed again.
+	var le loggedError
+	if !errors.As(err, &le) {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "shovel: %s\n", line)
+		}
 	}
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "flag") {

@@ -73,7 +73,14 @@ fallback. The flags override the file.`,
 			if memProfile != "" {
 				defer writeAllocProfile(memProfile, cmd.ErrOrStderr())
 			}
-			return route(cmd.Context(), cfg, load, cmd.ErrOrStderr())
+			err = route(cmd.Context(), cfg, load, cmd.ErrOrStderr())
+			var ue usageError
+			if err != nil && cfg.Log.Format == "json" && !errors.As(err, &ue) {
+				// The last line of a JSON log is JSON too.
+				newLogger(cfg.Log, cmd.ErrOrStderr()).Error("shovel stopped with an error", "err", err.Error())
+				return loggedError{err}
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -147,6 +154,13 @@ func newLogger(cfg config.Log, w interface{ Write([]byte) (int, error) }) *slog.
 	_ = lvl.UnmarshalText([]byte(cfg.Level)) // validated already
 	opts := &slog.HandlerOptions{Level: lvl}
 	if cfg.Format == "json" {
+		// Durations as "1.5s", as the config writes them, not nanoseconds.
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				return slog.String(a.Key, a.Value.Duration().String())
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"log/slog"
+	"strings"
 
 	ck "github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
@@ -35,6 +36,9 @@ func forwardLogsLimited(logs <-chan ck.LogEvent, log *slog.Logger, done chan<- s
 		case ev.Level <= 6:
 			lvl = slog.LevelInfo
 		}
+		if lvl == slog.LevelInfo && routineNotice(ev) {
+			lvl = slog.LevelDebug
+		}
 		attrs := []any{"source", "librdkafka", "tag", ev.Tag}
 		if limit != nil {
 			n, ok := limit.Allow("librdkafka:" + ev.Tag)
@@ -47,4 +51,11 @@ func forwardLogsLimited(logs <-chan ck.LogEvent, log *slog.Logger, done chan<- s
 		}
 		log.Log(context.Background(), lvl, ev.Message, attrs...)
 	}
+}
+
+// routineNotice reports librdkafka notices that every client prints at
+// start-up and that ask nothing of an operator: the KIP-714 telemetry
+// client instance id ("Telemetry client instance id changed from … to …").
+func routineNotice(ev ck.LogEvent) bool {
+	return strings.HasPrefix(strings.TrimPrefix(ev.Message, "[thrd:main]: "), "Telemetry client instance id changed")
 }
