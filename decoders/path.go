@@ -115,7 +115,7 @@ func (s *PathSanitizer) SanitizeName(name string) (string, string) {
 
 // Builder starts a path in buf (usually a stack array's buf[:0]).
 func (s *PathSanitizer) Builder(buf []byte) PathBuilder {
-	return PathBuilder{s: s, buf: buf[:0], name: -1}
+	return PathBuilder{s: s, buf: buf[:0]}
 }
 
 // PathBuilder builds one metric path from pieces, sanitising as it goes: a
@@ -130,8 +130,6 @@ type PathBuilder struct {
 	s   *PathSanitizer
 	buf []byte
 	st  pathState
-	// name is the length of the name once Tags added tags (-1 before).
-	name int
 }
 
 // WriteString adds p, whose dots separate segments.
@@ -206,7 +204,7 @@ func (b PathBuilder) Tags(ts *metric.TagSet) PathBuilder {
 		i++
 	}
 	b.buf = b.buf[:copy(b.buf, b.buf[i:])]
-	b.name = len(b.buf)
+	b.st.tagAt = int32(len(b.buf)) + 1
 	b.buf = ts.AppendTo(b.buf)
 	return b
 }
@@ -223,19 +221,19 @@ func (b PathBuilder) TagSuffix(suffix []byte) PathBuilder {
 		i++
 	}
 	b.buf = b.buf[:copy(b.buf, b.buf[i:])]
-	b.name = len(b.buf)
+	b.st.tagAt = int32(len(b.buf)) + 1
 	b.buf = append(b.buf, suffix...)
 	return b
 }
 
 // Check returns "" if the path can be used, or the reason it cannot.
 func (b PathBuilder) Check() string {
-	if len(b.buf) == 0 || b.name == 0 {
+	if len(b.buf) == 0 || b.st.tagAt == 1 {
 		return metric.ReasonBadPath
 	}
-	name := b.name
-	if name < 0 {
-		name = len(b.buf)
+	name := len(b.buf)
+	if b.st.tagAt > 0 {
+		name = int(b.st.tagAt) - 1
 	}
 	if len(b.buf) > b.s.max || name > metric.MaxNameLen || int(b.st.maxSeg) > metric.MaxSegmentLen {
 		return ReasonPathTooLong
@@ -288,6 +286,10 @@ type pathState struct {
 	inBad   bool  // the last thing written was a replacement
 	seg     int32 // length of the last segment
 	maxSeg  int32 // length of the longest segment
+	// tagAt is the name's length plus one once Tags ended the path with
+	// tags, 0 before. It lives here rather than in PathBuilder so that a
+	// builder stays as small as it was (it is copied at every call).
+	tagAt int32
 }
 
 // appendPath appends the sanitised p to buf: the hot loop of every decoder.
@@ -334,6 +336,6 @@ func (s *PathSanitizer) appendPath(buf []byte, st *pathState, p []byte, oneSegme
 		maxSeg = max(maxSeg, seg)
 		i = j
 	}
-	*st = pathState{needDot: needDot, inBad: inBad, seg: seg, maxSeg: maxSeg}
+	st.needDot, st.inBad, st.seg, st.maxSeg = needDot, inBad, seg, maxSeg
 	return buf
 }
