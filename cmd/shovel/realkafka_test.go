@@ -36,6 +36,15 @@ func produceTo(t *testing.T, b interface {
 	return want
 }
 
+// produceRecs spreads kpis over the partitions as produceKPIs does.
+func produceRecs(topic string, partitions int32, kpis []kpi) []kafkatest.Record {
+	recs := make([]kafkatest.Record, len(kpis))
+	for i, k := range kpis {
+		recs[i] = kafkatest.Record{Topic: topic, Partition: int32(i) % partitions, Value: k.value}
+	}
+	return recs
+}
+
 // withKafkaKey adds key: value to a config's kafka section.
 func withKafkaKey(cfg, key, value string) string {
 	return strings.Replace(cfg, "\nkafka:\n", fmt.Sprintf("\nkafka:\n  %s: %s\n", key, value), 1)

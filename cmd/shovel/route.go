@@ -254,12 +254,14 @@ func route(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	// The reloader and the self-metrics reporter use the routers: they must
-	// be done before the routers close.
+	// be done before the routers close. They stop when Run does, also when
+	// Run stops on its own (a fatal Kafka error) rather than on a signal.
+	hctx, stopHelpers := context.WithCancel(ctx)
 	var helpers sync.WaitGroup
 	helpers.Go(func() {
 		for {
 			select {
-			case <-ctx.Done():
+			case <-hctx.Done():
 				return
 			case <-hup:
 				reload(ctx, cfg, load, sw, opts, log)
@@ -267,10 +269,14 @@ func route(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 		}
 	})
 	if sm := cfg.SelfMetrics; sm.Interval > 0 {
-		helpers.Go(func() { reportSelf(ctx, reg, sw, sm.Interval, cfg.SelfMetricsPrefix(), sm.Outputs, log) })
+		helpers.Go(func() { reportSelf(hctx, reg, sw, sm.Interval, cfg.SelfMetricsPrefix(), sm.Outputs, log) })
 	}
 
 	runErr := consumer.Run(ctx, sw.Handle)
+	if runErr != nil {
+		log.Error("kafka consumer stopped", "err", runErr)
+	}
+	stopHelpers()
 	helpers.Wait()
 	log.Info("shutting down: flushing outputs", "deadline", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)

@@ -71,6 +71,7 @@ type Consumer struct {
 	logsDone  chan struct{}
 	joined    atomic.Bool
 	instance  *instanceClaim     // nil without static membership
+	stopped   atomic.Bool        // Run returned for an error no retry fixes
 	limit     *ratelimit.Limiter // paces repeated error lines
 	lag       *prometheus.GaugeVec
 }
@@ -142,7 +143,15 @@ func New(cfg Config, log *slog.Logger) (*Consumer, error) {
 	if lockDir == "" {
 		lockDir = DefaultLockDir()
 	}
-	claim, err := claimInstance(cfg.InstanceID, cfg.Group, lockDir)
+	instanceID := cfg.InstanceID
+	if instanceID == "" && consumerProtocol(cfg.Settings) {
+		// Under KIP-848 a crashed static member holds its id until the
+		// broker's session timeout, and the restart is refused with a fatal
+		// error meanwhile; a dynamic member waits the same time for the
+		// partitions without failing. So no default id (docs/kafka.md).
+		instanceID = InstanceNone
+	}
+	claim, err := claimInstance(instanceID, cfg.Group, lockDir)
 	switch {
 	case err != nil && (cfg.InstanceID != "" || errors.Is(err, ErrInstanceInUse)):
 		return nil, err
@@ -436,6 +445,7 @@ func (k *Consumer) poll(timeoutMs int, backlogs [][]polled) error {
 		backlogs[i] = append(backlogs[i], polled{msg: m, t: t})
 	case ck.Error:
 		if err := k.stopFor(e); err != nil {
+			k.stopped.Store(true)
 			return err
 		}
 		// Transient errors (broker down, all brokers down) are retried by
@@ -548,6 +558,9 @@ func convert(e *ck.Message) *metric.Message {
 // group and releases librdkafka. Call it after the router has flushed, so
 // that the last acknowledgements are included.
 func (k *Consumer) Close() error {
+	if k.stopped.Load() {
+		return k.abandon()
+	}
 	k.storeOffsets(true)
 	var errs []error
 	if _, err := k.c.Commit(); err != nil && !isNoOffset(err) {
@@ -559,4 +572,30 @@ func (k *Consumer) Close() error {
 	<-k.logsDone
 	k.instance.release()
 	return errors.Join(errs...)
+}
+
+// abandonWait bounds Close after a fatal error.
+const abandonWait = 5 * time.Second
+
+// abandon closes a consumer that stopped for an error no retry fixes.
+// Nothing can be committed any more (a fenced member's commits are
+// refused; its partitions' next owner starts from the last commit, which
+// repeats at most what was delivered since), and librdkafka's close of a
+// fenced member can wait for the group's session timeout: give it a few
+// seconds, then leave it to the process's exit.
+func (k *Consumer) abandon() error {
+	closed := make(chan error, 1)
+	go func() { closed <- k.c.Close() }()
+	var err error
+	select {
+	case err = <-closed:
+		<-k.logsDone
+	case <-time.After(abandonWait):
+		k.log.Warn("kafka: close after a fatal error did not finish; leaving it", "waited", abandonWait)
+	}
+	k.instance.release()
+	if err != nil {
+		return fmt.Errorf("kafka: close: %w", err)
+	}
+	return nil
 }

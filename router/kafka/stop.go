@@ -36,7 +36,8 @@ func (k *Consumer) stopFor(e ck.Error) error {
 			"every shovel of a group needs its own kafka.instance_id (leave it unset for one per host, or set it to \"none\"): %w",
 			k.cfg.Group, k.instanceID(), e)
 	case code == ck.ErrUnreleasedInstanceID:
-		return fmt.Errorf("kafka: group %q: group.instance.id %q is held by another live member of the group, so the broker refused this one; "+
+		return fmt.Errorf("kafka: group %q: group.instance.id %q is held by another live member of the group (or, after a crash, "+
+			"by this shovel's previous run until the broker's group.consumer.session.timeout.ms), so the broker refused this one; "+
 			"every shovel of a group needs its own kafka.instance_id (leave it unset for one per host, or set it to \"none\"): %w",
 			k.cfg.Group, k.instanceID(), e)
 	case e.IsFatal():
