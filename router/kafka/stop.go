@@ -23,7 +23,8 @@ func consumerProtocol(settings map[string]any) bool {
 // itself (a broker down, a leader moving), so those are only logged.
 //
 // Stopping: a fatal error (static membership fencing among them); a
-// failed authentication or TLS handshake before the consumer has joined
+// failed authentication or TLS handshake (either side refusing the other's
+// certificate) before the consumer has joined
 // its group, since no retry fixes a wrong password or an untrusted
 // certificate and start-up must not hang on them; and a refused
 // authorization at any time, since the consumer would otherwise sit idle
@@ -49,10 +50,19 @@ func (k *Consumer) stopFor(e ck.Error) error {
 		return fmt.Errorf("kafka: not allowed to use consumer group %q: grant this user READ on the group: %w", k.cfg.Group, e)
 	case !k.joined.Load() && (code == ck.ErrAuthentication || code == ck.ErrSaslAuthenticationFailed):
 		return fmt.Errorf("kafka: authentication to %s failed (check the sasl.* settings in kafka.settings): %w", k.cfg.Brokers, e)
-	case !k.joined.Load() && code == ck.ErrSsl:
+	case !k.joined.Load() && (code == ck.ErrSsl || code == ck.ErrTransport && tlsAlert(e)):
 		return fmt.Errorf("kafka: TLS with %s failed (check the ssl.* settings in kafka.settings): %w", k.cfg.Brokers, e)
 	}
 	return nil
+}
+
+// tlsAlert reports whether a transport error is the broker refusing the
+// TLS handshake with an alert (a client certificate it does not trust, or
+// none): librdkafka reports that as a failed receive, not as an SSL error,
+// since the client's side of the handshake had succeeded.
+func tlsAlert(e ck.Error) bool {
+	s := e.String()
+	return strings.Contains(s, "SSL routines") && strings.Contains(s, "alert")
 }
 
 func (k *Consumer) instanceID() string {
