@@ -18,6 +18,7 @@ import (
 
 	"github.com/shovel-metrics/shovel/config"
 	"github.com/shovel-metrics/shovel/router"
+	"github.com/shovel-metrics/shovel/router/kafka/kafkabroker"
 	"github.com/shovel-metrics/shovel/router/kpi"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
@@ -132,7 +133,10 @@ func TestComposeServices(t *testing.T) {
 	for _, name := range []string{"kafka", "kafka-init", "kafka-init-events", "graphite", "grafana", "shovel", "publisher", "publisher-voltha"} {
 		require.Contains(t, c.Services, name)
 	}
-	require.True(t, strings.HasPrefix(c.Services["kafka"].Image, "apache/kafka:"), c.Services["kafka"].Image)
+	// The stack runs the Kafka release the real-broker tests run.
+	for _, name := range []string{"kafka", "kafka-init", "kafka-init-events"} {
+		require.Equal(t, "apache/kafka:"+kafkabroker.Version, c.Services[name].Image, name)
+	}
 	require.True(t, strings.HasPrefix(c.Services["graphite"].Image, "graphiteapp/graphite-statsd:"))
 	require.True(t, strings.HasPrefix(c.Services["grafana"].Image, "grafana/grafana"))
 	for name, s := range c.Services {

@@ -6,6 +6,7 @@ package main
 // and KIP-848's consumer protocol.
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"syscall"
@@ -206,4 +207,44 @@ func TestRealKafkaDuplicateInstanceID(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// TestRealKafkaTwoQuickKillsDynamicMembership replays what issue #15 saw on
+// kfake: without static membership, shovel SIGKILLed twice within two
+// seconds and started a third time, on a one-partition topic with a
+// backlog. On Apache Kafka the third instance may first be given an empty
+// assignment — the group still lists the killed second instance, whose
+// join was under way, and the leader's assignor gives it the only
+// partition — but the broker expires that member after session.timeout.ms
+// and rebalances, and the third instance then gets the partition. The stall
+// is bounded by the session timeouts of the dead members: here 6 s each.
+func TestRealKafkaTwoQuickKillsDynamicMembership(t *testing.T) {
+	c := kafkabroker.Start(t, kafkabroker.Options{})
+	const topic, group, parts = "kpis.real-quick", "real-quick", 1
+	const session = 6 * time.Second
+	c.CreateTopic(t, kafkabroker.Topic{Name: topic, Partitions: parts})
+	kpis := sliceKPIs("realquick", 20000, recent()-20000)
+	want := produceTo(t, c, topic, parts, kpis)
+	pickle := carbontest.ListenPickle(t)
+	cfg := writeConfig(t, withKafkaKey(pickleConfig(c.Addr(), topic, group, pickle.Addr(), "127.0.0.1:"+deadPort(t),
+		fmt.Sprintf("{session.timeout.ms: %d, heartbeat.interval.ms: 500}", session.Milliseconds())), "instance_id", "none"))
+
+	sh := startProcess(t, "route", "--config", cfg)
+	eventually(t, func() bool { return pickle.Len() > 0 }, 60*time.Second, "first delivery", sh)
+	killAt(t, c, sh, pickle, group, topic)
+	second := startProcess(t, "route", "--config", cfg)
+	time.Sleep(1500 * time.Millisecond)
+	killAt(t, c, second, pickle, group, topic)
+	t.Logf("second instance, killed 1.5 s after its start, had been assigned: %q", assignments(second.logs.String()))
+
+	before := pickle.Len()
+	third := startProcess(t, "route", "--config", cfg)
+	resumed := waitGrowth(t, pickle, before, 3*session+20*time.Second, "delivery by the third instance", third)
+	t.Logf("third instance: delivery resumed %v after its start; its assignments: %q", resumed.Round(100*time.Millisecond),
+		assignments(third.logs.String()))
+	require.Less(t, resumed, 3*session+10*time.Second, "bounded by the dead members' session timeouts")
+	requireAllArrive(t, want, 120*time.Second, pickle)
+	_, code := third.signal(t, syscall.SIGTERM)
+	require.Equal(t, 0, code)
+	require.EqualValues(t, len(kpis), c.CommittedTotal(t, group, topic))
 }
