@@ -383,3 +383,23 @@ func (c *Cluster) allow(t testing.TB, principal string, specs []aclSpec) {
 	// ACLs travel through the metadata log to every node: give them a moment.
 	time.Sleep(500 * time.Millisecond)
 }
+
+// Consume reads the first n records of topic (all partitions, from the
+// start, read_committed), failing the test if they don't arrive within 30 s.
+func (c *Cluster) Consume(t testing.TB, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl := c.newClient(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("kafkabroker: got %d of %d records from %s", len(out), n, topic)
+		}
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	return out
+}
