@@ -18,6 +18,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shovel-metrics/shovel/router/kafka/kafkabroker"
 )
 
 // result is one timed run: the bare consumer or shovel.
@@ -58,16 +60,11 @@ func runBench(ctx context.Context, o *options, out io.Writer) (bool, error) {
 	}
 	fmt.Fprintf(out, "\nmachine: %s\n", machine())
 
-	var seeds []kfake.Opt
-	for _, p := range o.partitions {
-		seeds = append(seeds, kfake.SeedTopics(int32(p), topicName(p)))
-	}
-	cluster, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, seeds...)...)
+	broker, closeBroker, err := startBroker(ctx, o, out)
 	if err != nil {
-		return false, fmt.Errorf("kfake: %w", err)
+		return false, err
 	}
-	defer cluster.Close()
-	broker := cluster.ListenAddrs()[0]
+	defer closeBroker()
 
 	rcv, err := newReceiver(w)
 	if err != nil {
@@ -167,6 +164,48 @@ func port(addr string) string {
 
 // preload produces the workload into topic, message i to partition i%parts,
 // and returns the bytes produced.
+// startBroker starts the broker -broker names, with a topic per partition
+// count, and returns its address.
+func startBroker(ctx context.Context, o *options, out io.Writer) (string, func(), error) {
+	if o.broker == "kafka" {
+		dir, err := os.MkdirTemp("", "shovel-bench-kafka-")
+		if err != nil {
+			return "", nil, err
+		}
+		t0 := time.Now()
+		c, err := kafkabroker.Launch(kafkabroker.Options{}, dir)
+		cleanup := func() {
+			if c != nil {
+				c.Close()
+			}
+			os.RemoveAll(dir)
+		}
+		if err != nil {
+			cleanup()
+			return "", nil, fmt.Errorf("apache kafka: %w", err)
+		}
+		for _, p := range o.partitions {
+			if err := c.CreateTopicContext(ctx, kafkabroker.Topic{Name: topicName(p), Partitions: int32(p), Replicas: 1}); err != nil {
+				cleanup()
+				return "", nil, fmt.Errorf("apache kafka: %w", err)
+			}
+		}
+		fmt.Fprintf(out, "broker: Apache Kafka %s, one KRaft node at %s (started in %.1f s)\n", kafkabroker.Version, c.Addr(),
+			time.Since(t0).Seconds())
+		return c.Addr(), cleanup, nil
+	}
+	var seeds []kfake.Opt
+	for _, p := range o.partitions {
+		seeds = append(seeds, kfake.SeedTopics(int32(p), topicName(p)))
+	}
+	cluster, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, seeds...)...)
+	if err != nil {
+		return "", nil, fmt.Errorf("kfake: %w", err)
+	}
+	fmt.Fprintf(out, "broker: kfake (in-process)\n")
+	return cluster.ListenAddrs()[0], cluster.Close, nil
+}
+
 func preload(ctx context.Context, broker, topic string, parts int, w *workload) (int64, error) {
 	return produceRange(ctx, broker, topic, parts, w, 0, w.messages, 0)
 }

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/shovel-metrics/shovel/router/kafka/kafkabroker"
 )
 
 func main() {
@@ -74,6 +76,9 @@ type options struct {
 	keepLogs     bool
 	trickle      int
 	outage       time.Duration
+	// broker is "kfake" (in-process) or "kafka" (Apache Kafka from its
+	// jars, router/kafka/kafkabroker).
+	broker string
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -96,6 +101,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of an in-process run to this file (implies -inprocess); the router's goroutines carry the label part=shovel")
 	fs.StringVar(&o.childProfile, "child-cpuprofile", "", "write CPU and allocation (FILE.allocs) profiles of the shovel child process (.pN is added in a sweep); unlike -cpuprofile it has librdkafka's cgo calls and the runtime exactly as in production")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the temporary config and shovel's log")
+	fs.StringVar(&o.broker, "broker", "kfake", `the broker: "kfake" (in-process) or "kafka" (Apache Kafka `+kafkabroker.Version+
+		`, one node, from the jars router/kafka/kafkabroker/fetch.sh fetches; needs Java)`)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -130,6 +137,16 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.outage > 0 && (o.trickle > 0 || o.inProcess || o.instances != 1 || len(o.partitions) != 1) {
 		return nil, fmt.Errorf("-outage runs one shovel child on one topic: drop -trickle, -inprocess, -cpuprofile, -instances and partition lists")
+	}
+	switch {
+	case o.broker != "kfake" && o.broker != "kafka":
+		return nil, fmt.Errorf(`-broker: %q: use "kfake" or "kafka"`, o.broker)
+	case o.broker == "kafka" && (o.trickle > 0 || o.outage > 0):
+		return nil, fmt.Errorf("-broker kafka runs the throughput run only: drop -trickle and -outage")
+	case o.broker == "kafka":
+		if why := kafkabroker.Available(); why != "" {
+			return nil, fmt.Errorf("-broker kafka: %s", why)
+		}
 	}
 	if o.inProcess && o.instances != 1 {
 		return nil, fmt.Errorf("-inprocess runs one router; drop -instances")

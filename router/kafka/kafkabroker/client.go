@@ -31,6 +31,13 @@ type Topic struct {
 // CreateTopic creates the topic and waits until every partition has a leader.
 func (c *Cluster) CreateTopic(t testing.TB, tp Topic) {
 	t.Helper()
+	if err := c.CreateTopicContext(context.Background(), tp); err != nil {
+		t.Fatalf("kafkabroker: %v", err)
+	}
+}
+
+// CreateTopicContext is CreateTopic returning the error.
+func (c *Cluster) CreateTopicContext(ctx context.Context, tp Topic) error {
 	if tp.Partitions == 0 {
 		tp.Partitions = 1
 	}
@@ -47,28 +54,30 @@ func (c *Cluster) CreateTopic(t testing.TB, tp Topic) {
 		rt.Configs = append(rt.Configs, cfg)
 	}
 	req.Topics = append(req.Topics, rt)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	resp, err := req.RequestWith(ctx, c.client)
 	if err != nil {
-		t.Fatalf("kafkabroker: create topic %s: %v", tp.Name, err)
+		return fmt.Errorf("create topic %s: %w", tp.Name, err)
 	}
 	for _, r := range resp.Topics {
 		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
-			t.Fatalf("kafkabroker: create topic %s: %v", tp.Name, err)
+			return fmt.Errorf("create topic %s: %w", tp.Name, err)
 		}
 	}
-	deadline := time.Now().Add(60 * time.Second)
 	for p := int32(0); p < tp.Partitions; p++ {
 		for {
-			if _, err := c.leader(tp.Name, p); err == nil {
+			_, err := c.leader(tp.Name, p)
+			if err == nil {
 				break
-			} else if time.Now().After(deadline) {
-				t.Fatalf("kafkabroker: topic %s partition %d: %v", tp.Name, p, err)
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("topic %s partition %d: %w", tp.Name, p, err)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	return nil
 }
 
 // Leader returns the node that leads the partition.

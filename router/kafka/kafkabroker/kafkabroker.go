@@ -103,7 +103,6 @@ type Cluster struct {
 	// Options.TLS or SCRAMUsers is set).
 	Certs *Certs
 
-	t       testing.TB
 	dir     string
 	opts    Options
 	client  *kgo.Client
@@ -130,75 +129,109 @@ type Node struct {
 	done chan struct{}
 }
 
-// Start formats and starts a cluster, waits until every node is in its
-// metadata, and stops it when the test ends. It calls Require first.
+// Start formats and starts a cluster in a temporary directory, waits until
+// every node is in its metadata, and stops it when the test ends. It calls
+// Require first.
 func Start(t testing.TB, o Options) *Cluster {
 	t.Helper()
 	Require(t)
+	c, err := Launch(o, t.TempDir())
+	if c != nil {
+		t.Cleanup(func() {
+			c.Close()
+			if t.Failed() {
+				for _, n := range c.Nodes {
+					t.Logf("kafka node %d log (tail):\n%s", n.ID, tail(n.logPath, 60))
+				}
+			}
+		})
+	}
+	if err != nil {
+		t.Fatalf("kafkabroker: %v", err)
+	}
+	return c
+}
+
+// Launch is Start outside a test (the benchmark harness uses it): the
+// cluster lives in dir until Close. On an error the nodes it started are
+// stopped already.
+func Launch(o Options, dir string) (*Cluster, error) {
+	if why := Available(); why != "" {
+		return nil, errors.New(why)
+	}
 	if o.Nodes == 0 {
 		o.Nodes = 1
 	}
 	if o.Nodes != 1 && o.Nodes != 3 {
-		t.Fatalf("kafkabroker: %d nodes: use 1 or 3", o.Nodes)
+		return nil, fmt.Errorf("%d nodes: use 1 or 3", o.Nodes)
 	}
-	c := &Cluster{t: t, dir: t.TempDir(), opts: o}
+	c := &Cluster{dir: dir, opts: o}
 	secure := o.TLS || len(o.SCRAMUsers) > 0
 	if secure {
 		var err error
 		if c.Certs, err = writeCerts(filepath.Join(c.dir, "certs")); err != nil {
-			t.Fatalf("kafkabroker: certificates: %v", err)
+			return nil, fmt.Errorf("certificates: %w", err)
 		}
 	}
 	for i := 1; i <= o.Nodes; i++ {
 		n := &Node{ID: i, c: c, dir: filepath.Join(c.dir, "node"+strconv.Itoa(i))}
-		n.Addr = freeAddr(t)
-		n.controllerPort = port(freeAddr(t))
+		var addrs [4]string
+		for j := range addrs {
+			a, err := freeAddr()
+			if err != nil {
+				return nil, err
+			}
+			addrs[j] = a
+		}
+		n.Addr, n.controllerPort = addrs[0], port(addrs[1])
 		if len(o.SCRAMUsers) > 0 {
-			n.SASLAddr = freeAddr(t)
+			n.SASLAddr = addrs[2]
 		}
 		if secure {
-			n.TLSAddr = freeAddr(t)
+			n.TLSAddr = addrs[3]
 		}
 		n.logPath = filepath.Join(c.dir, fmt.Sprintf("node%d.log", i))
 		c.Nodes = append(c.Nodes, n)
 	}
-	t.Cleanup(func() {
-		c.mu.Lock()
-		for _, cl := range c.clients {
-			cl.Close()
-		}
-		c.mu.Unlock()
-		for _, n := range c.Nodes {
-			n.Kill()
-		}
-		if t.Failed() {
-			for _, n := range c.Nodes {
-				t.Logf("kafka node %d log (tail):\n%s", n.ID, tail(n.logPath, 60))
-			}
-		}
-	})
+	fail := func(err error) (*Cluster, error) {
+		c.Close()
+		return c, err
+	}
 	clusterID := randomClusterID()
 	for _, n := range c.Nodes {
 		if err := n.format(clusterID); err != nil {
-			t.Fatalf("kafkabroker: %v", err)
+			return fail(err)
 		}
 	}
 	for _, n := range c.Nodes {
 		if err := n.start(); err != nil {
-			t.Fatalf("kafkabroker: %v", err)
+			return fail(err)
 		}
 	}
 	var err error
 	c.client, err = kgo.NewClient(kgo.SeedBrokers(c.addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.MaxBufferedRecords(100000), kgo.ProducerBatchMaxBytes(4<<20), kgo.RequiredAcks(kgo.AllISRAcks()))
 	if err != nil {
-		t.Fatalf("kafkabroker: client: %v", err)
+		return fail(fmt.Errorf("client: %w", err))
 	}
 	c.track(c.client)
 	if err := c.WaitNodes(o.Nodes, 90*time.Second); err != nil {
-		t.Fatalf("kafkabroker: %v", err)
+		return fail(err)
 	}
-	return c
+	return c, nil
+}
+
+// Close closes the cluster's clients and SIGKILLs every node.
+func (c *Cluster) Close() {
+	c.mu.Lock()
+	for _, cl := range c.clients {
+		cl.Close()
+	}
+	c.clients = nil
+	c.mu.Unlock()
+	for _, n := range c.Nodes {
+		n.Kill()
+	}
 }
 
 // Addr is the bootstrap list of the PLAINTEXT listeners.
@@ -534,13 +567,13 @@ func (c *Cluster) Node(id int32) *Node {
 	return nil
 }
 
-func freeAddr(t testing.TB) string {
+func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("kafkabroker: free port: %v", err)
+		return "", fmt.Errorf("free port: %w", err)
 	}
 	defer ln.Close()
-	return ln.Addr().String()
+	return ln.Addr().String(), nil
 }
 
 func port(addr string) int {
