@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -297,6 +298,81 @@ func TestPickleMachineAllocations(t *testing.T) {
 			allocated := after.TotalAlloc - before.TotalAlloc
 			t.Logf("%d allocated, budget %d", allocated, out.Budget)
 			require.Less(t, allocated, uint64(4*out.Budget), "allocated %d for a budget of %d", allocated, out.Budget)
+		})
+	}
+}
+
+// longTagMessages are 1 MB messages, one per decoder with a tags
+// setting, whose one tag value (400 KB) every one of their 70 000 short
+// metrics shares: no path with it can be stored.
+func longTagMessages(t testing.TB) []amplifier {
+	const size = 1<<20 - 100
+	big := strings.Repeat("v", 400<<10)
+	names := func(b *bytes.Buffer, closing string) []byte {
+		shortNames(b, size-len(closing))
+		b.WriteString(closing)
+		return b.Bytes()
+	}
+	var js, slice bytes.Buffer
+	fmt.Fprintf(&js, `{"ts":1700000000,"host":"%s","counters":{`, big)
+	fmt.Fprintf(&slice, `{"type":"slice","ts":1700000000,"slice_data":[{"metadata":{"title":"PONStats","device_id":"d","context":{"devicetype":"%s"}},"metrics":{`, big)
+
+	meta := pbString(pbString(nil, 1, "PONStats"), 5, "d")
+	meta = pbBytes(meta, 6, pbString(pbString(nil, 1, "devicetype"), 2, big))
+	info := pbBytes(nil, 1, meta)
+	for i := 0; len(info) < size; i++ {
+		info = pbBytes(info, 2, pbFloatEntry(strconv.FormatInt(int64(i), 36), 1))
+	}
+	voltha := pbBytes(nil, 4, pbBytes(pbDouble(nil, 2, 1796230800), 3, info))
+
+	md := compileProto(t, "protobuf", "kpi.proto", "test.kpi.Kpi")
+	pb := encodeJSON(t, md, []byte(`{"device":"`+big+`","at":"2026-12-02T17:00:00Z"}`))
+	for i := 0; len(pb) < size; i++ {
+		entry := pbDouble(pbString(nil, 1, strconv.FormatInt(int64(i), 36)), 2, 1)
+		pb = pbBytes(pb, 10, entry)
+	}
+	return []amplifier{
+		{"json", newDecoder(t, "json", func(c *decoders.JSONConfig) {
+			c.Path, c.Timestamp.Field, c.MetricsObject = "{metric}", "ts", "counters"
+			c.Tags = map[string]string{"host": "{host}"}
+		}), names(&js, "}}")},
+		{"slice", newSliceDecoder(t, volthaTags), names(&slice, "}}]}")},
+		{"voltha-event", newVolthaDecoder(t, func(c *decoders.VolthaEventConfig) {
+			c.Paths = map[string]string{"ponstats": "voltha.{title}.{metric}"}
+			c.Tags = map[string]string{"devicetype": "{context.devicetype}"}
+		}), voltha},
+		{"protobuf", newDecoder(t, "protobuf", kpiProto(func(c *decoders.ProtobufConfig) {
+			c.Path = "{metric}"
+			c.Tags = map[string]string{"device": "{device}"}
+		})), pb},
+	}
+}
+
+// TestLongTagValue: a tag value too long for any path is not copied into
+// every path that shares it. Before, each of 70 000 paths copied the
+// 400 KB tag before it was found too long: 29 GB allocated and 10 s of a
+// worker for one message; now each path is rejected as path_too_long
+// where it would pass the longest path, and the message allocates within
+// its budget.
+func TestLongTagValue(t *testing.T) {
+	for _, a := range longTagMessages(t) {
+		t.Run(a.name, func(t *testing.T) {
+			msg := &metric.Message{Value: a.value}
+			out := metric.Result{Budget: metric.DefaultOutputLimits().Budget(msg.Size())}
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			err := a.dec.Decode(msg, &out)
+			runtime.ReadMemStats(&after)
+			allocated := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%d bytes: %d rejected, %d allocated, err %v", len(a.value), len(out.Rejected), allocated, err)
+			checkInvariants(t, out, err)
+			require.Empty(t, out.Samples)
+			if err == nil {
+				require.Greater(t, len(out.Rejected), 10_000)
+				require.Equal(t, decoders.ReasonPathTooLong, out.Rejected[0].Reason)
+			}
+			require.Less(t, allocated, uint64(2*out.Budget+len(a.value)), "allocated %d", allocated)
 		})
 	}
 }

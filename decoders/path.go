@@ -206,6 +206,9 @@ func (b PathBuilder) Tags(ts *metric.TagSet) PathBuilder {
 	b.buf = b.buf[:copy(b.buf, b.buf[i:])]
 	b.st.tagAt = int32(len(b.buf)) + 1
 	b.buf = ts.AppendTo(b.buf)
+	if len(b.buf) > b.s.max {
+		b.buf, b.st.tooLong = b.buf[:b.st.tagAt-1], true
+	}
 	return b
 }
 
@@ -222,8 +225,25 @@ func (b PathBuilder) TagSuffix(suffix []byte) PathBuilder {
 	}
 	b.buf = b.buf[:copy(b.buf, b.buf[i:])]
 	b.st.tagAt = int32(len(b.buf)) + 1
+	if !b.fits(len(suffix)) {
+		return b
+	}
 	b.buf = append(b.buf, suffix...)
 	return b
+}
+
+// fits reports whether n more bytes leave the path within the longest
+// allowed; when they do not, the path is marked too long (Check rejects
+// it) and nothing should be written. Tags shared by many paths are
+// appended to each (TagSuffix): a 400 KB tag value on 70 000 metrics was
+// 29 GB copied and allocated, 10 s of a worker, before a path that
+// cannot be stored stopped growing.
+func (b *PathBuilder) fits(n int) bool {
+	if len(b.buf)+n > b.s.max {
+		b.st.tooLong = true
+		return false
+	}
+	return true
 }
 
 // Check returns "" if the path can be used, or the reason it cannot.
@@ -235,7 +255,7 @@ func (b PathBuilder) Check() string {
 	if b.st.tagAt > 0 {
 		name = int(b.st.tagAt) - 1
 	}
-	if len(b.buf) > b.s.max || name > metric.MaxNameLen || int(b.st.maxSeg) > metric.MaxSegmentLen {
+	if b.st.tooLong || len(b.buf) > b.s.max || name > metric.MaxNameLen || int(b.st.maxSeg) > metric.MaxSegmentLen {
 		return ReasonPathTooLong
 	}
 	return ""
@@ -269,6 +289,9 @@ func (b PathBuilder) WriteAllowed(p []byte) (PathBuilder, bool) {
 	if b.st.needDot {
 		b.buf, b.st.needDot, b.st.seg = append(b.buf, '.'), false, 0
 	}
+	if !b.fits(len(p)) {
+		return b, true
+	}
 	b.buf, b.st.seg, b.st.inBad = append(b.buf, p...), b.st.seg+int32(len(p)), false
 	b.st.maxSeg = max(b.st.maxSeg, b.st.seg)
 	return b, true
@@ -284,6 +307,7 @@ func (b PathBuilder) write(p []byte, oneSegment bool) PathBuilder {
 type pathState struct {
 	needDot bool  // a separator is due before the next kept byte
 	inBad   bool  // the last thing written was a replacement
+	tooLong bool  // something was left out that would make the path too long
 	seg     int32 // length of the last segment
 	maxSeg  int32 // length of the longest segment
 	// tagAt is the name's length plus one once Tags ended the path with
