@@ -290,8 +290,12 @@ func route(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 	}
 	commitErr := consumer.Close()
 	snap := stats.Snapshot()
+	var skipped uint64
+	for _, n := range snap.Skips {
+		skipped += n
+	}
 	log.Info("stopped", "messages", snap.Messages, "samples_in", snap.SamplesIn, "samples_out", snap.SamplesOut,
-		"rejected", snap.RejectReasons())
+		"skipped", skipped, "rejected", snap.RejectReasons())
 	return errors.Join(runErr, closeErr, deadErr, commitErr)
 }
 

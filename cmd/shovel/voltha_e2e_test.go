@@ -151,6 +151,7 @@ func TestRouteVolthaEventsWithTheDefaultConfig(t *testing.T) {
 	require.EqualValues(t, 7*60, metricValue(t, body, `shovel_samples_decoded_total{decoder="voltha-event"}`))
 	require.NotContains(t, body, "shovel_rejected_total{", "nothing was rejected")
 	require.NotContains(t, sh.logs.String(), "reason=", "a skipped event is not worth a log line, and nothing was rejected")
+	require.Contains(t, sh.logs.String(), "skipped=120 rejected=[]", "the shutdown line counts the skips")
 	for _, s := range pickle.Samples() {
 		require.False(t, math.IsNaN(s.Value))
 	}
