@@ -90,3 +90,46 @@ func TestOutputBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestRulesWithinBudget: what a route's rules add to its paths is held to
+// the message's output budget too. A message of short names that its
+// decoder fits in the budget is rejected whole as output_budget once an
+// add_prefix rule would grow it past the budget (before, the rules ran
+// after the check: a 200-byte prefix on 1-byte names made it seven times
+// as large); the same message on a route without the rule goes through.
+func TestRulesWithinBudget(t *testing.T) {
+	all, _ := NewMatch("", "", nil)
+	built := 0
+	limits := metric.OutputLimits{Ratio: 4, Min: 8 << 10}
+	prefix := strings.Repeat("p", 200)
+	fits := limits.Min / (1 + metric.SampleOverhead) // 1-byte paths the floor takes
+	msg := &metric.Message{Value: []byte(strconv.Itoa(fits) + " x")}
+	for _, tt := range []struct {
+		name   string
+		rules  []Rule
+		reason string
+	}{
+		{"no rule", nil, ""},
+		{"add_prefix", []Rule{{AddPrefix: prefix}}, metric.ReasonOverBudget},
+		{"add_tag", []Rule{{AddTag: "k=" + prefix}}, metric.ReasonOverBudget},
+		{"rewrite", []Rule{{Rewrite: &Rewrite{Match: "^x$", Replace: prefix}}}, metric.ReasonOverBudget},
+		{"a prefix stripped again", []Rule{{AddPrefix: prefix}, {StripPrefix: prefix + "."}}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := New(Config{
+				Routes:  []Route{{Match: all, Decoder: repeatDecoder{add: true, built: &built}, DecoderName: "rep", Outputs: []string{"a"}, Rules: tt.rules}},
+				Outputs: []OutputConfig{{Name: "a", Output: &memOutput{}}},
+				Output:  limits,
+			})
+			require.NoError(t, err)
+			outs := r.DryRun(msg, "")
+			require.Len(t, outs, 1)
+			require.Equal(t, tt.reason, outs[0].Reason, outs[0].Detail)
+			if tt.reason == "" {
+				require.Len(t, outs[0].Samples, fits)
+			} else {
+				require.Empty(t, outs[0].Samples)
+			}
+		})
+	}
+}

@@ -381,15 +381,21 @@ func (r *Router) decide(rt *compiledRoute, msg *metric.Message, res *metric.Resu
 		}
 		return nil, "", err
 	}
+	// Rules first: a rewrite can make a path unsafe, and every path must be
+	// checked as it will be written. And what they add is charged to the
+	// budget, which may reject the message whole: before any of its
+	// samples is counted as dropped.
+	samples, err := applyRules(rt.Rules, res.Samples, res)
+	if err != nil {
+		return nil, "", metric.Rejectf(metric.ReasonOverBudget, "the route's rules grew its samples past the output budget of %d bytes for this %d-byte message", res.Budget, msg.Size())
+	}
 	for _, rj := range res.Rejected {
 		rs.reject(msg, rt.DecoderName, rj.Reason, "sample dropped", &rj)
 	}
 	for _, rj := range res.Repaired {
 		rs.repair(msg, rt.DecoderName, rj)
 	}
-	// Rules first: a rewrite can make a path unsafe, and every path must be
-	// checked as it will be written.
-	return r.checkSamples(msg, rt.DecoderName, applyRules(rt.Rules, res.Samples), rt.checkPaths, rs), "", nil
+	return r.checkSamples(msg, rt.DecoderName, samples, rt.checkPaths, rs), "", nil
 }
 
 // noRouteReason is the reason a message no route takes is rejected for:

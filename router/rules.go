@@ -131,14 +131,21 @@ func globToRegexp(glob string) string {
 // applyRules runs rules over samples in place and returns the samples that
 // remain. Dropped samples are filtering, not rejection: they are not counted
 // as bad input.
-func applyRules(rules []Rule, samples []metric.Sample) []metric.Sample {
+//
+// What a rule adds to a path (a prefix, a tag, a rewrite's expansion) is
+// charged to res's output budget (res may be nil in tests): the decoder
+// was held to the budget, and rules run after it. An add_prefix of 200
+// bytes multiplied a message of short names seven times past its budget
+// before. Past the budget, the message is rejected whole (the error).
+func applyRules(rules []Rule, samples []metric.Sample, res *metric.Result) ([]metric.Sample, error) {
 	if len(rules) == 0 {
-		return samples
+		return samples, nil
 	}
 	out := samples[:0]
 	var ts *metric.TagSet // scratch of the tag rules, when there are any
 next:
 	for _, s := range samples {
+		before := len(s.Path)
 		for i := range rules {
 			r := &rules[i]
 			switch {
@@ -172,9 +179,14 @@ next:
 				s.Path = applyTagRule(r, s.Path, ts)
 			}
 		}
+		if grown := len(s.Path) - before; grown > 0 && res != nil {
+			if err := res.Charge(grown); err != nil {
+				return nil, err
+			}
+		}
 		out = append(out, s)
 	}
-	return out
+	return out, nil
 }
 
 // pathName is the name of a tagged path, or the whole of a plain one.

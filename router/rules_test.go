@@ -62,7 +62,7 @@ func TestApplyRules(t *testing.T) {
 			rules, err := CompileRules(tt.rules)
 			require.NoError(t, err)
 			var got []string
-			for _, s := range applyRules(rules, in()) {
+			for _, s := range applied(rules, in()) {
 				got = append(got, s.Path)
 			}
 			require.Equal(t, tt.want, got)
@@ -77,4 +77,10 @@ func TestCompileRulesErrors(t *testing.T) {
 	require.ErrorContains(t, err, "rules[0]")
 	_, err = CompileRules([]Rule{{Keep: "^("}})
 	require.ErrorContains(t, err, "rules[0]: error parsing regexp")
+}
+
+// applied is applyRules without a budget.
+func applied(rules []Rule, samples []metric.Sample) []metric.Sample {
+	out, _ := applyRules(rules, samples, nil)
+	return out
 }

@@ -58,7 +58,7 @@ func TestTagRules(t *testing.T) {
 				samples = append(samples, metric.Sample{Path: p})
 			}
 			var got []string
-			for _, s := range applyRules(rules, samples) {
+			for _, s := range applied(rules, samples) {
 				got = append(got, s.Path)
 				require.True(t, metric.ValidPath(s.Path), s.Path)
 				if metric.IsTagged(s.Path) {
@@ -112,7 +112,7 @@ func FuzzTagRules(f *testing.F) {
 		}
 		compiled, err := CompileRules(rules)
 		require.NoError(t, err)
-		for _, s := range applyRules(compiled, []metric.Sample{{Path: in}}) {
+		for _, s := range applied(compiled, []metric.Sample{{Path: in}}) {
 			require.True(t, metric.ValidPath(s.Path), "%q -> %q", in, s.Path)
 			if metric.IsTagged(s.Path) {
 				require.True(t, metric.Normalized(s.Path), "%q -> %q", in, s.Path)
