@@ -221,6 +221,7 @@ func FuzzProtobuf(f *testing.F) {
 		c.MetricsObject = []string{"values", "gauges", "counters"}
 		c.Metrics = []string{"ratio", "up", "temperature"}
 		c.Timestamp.Missing = decoders.MissingReceiveTime
+		c.Tags = map[string]string{"zone": "{labels.zone}", "role": "{role}", "port": "{alt|port.name}"}
 	}))
 	limits := metric.DefaultOutputLimits()
 	f.Fuzz(func(t *testing.T, value []byte) {
@@ -237,6 +238,7 @@ func FuzzProtobuf(f *testing.F) {
 		// slices' growth.
 		allocated := after.TotalAlloc - before.TotalAlloc
 		require.LessOrEqual(t, allocated, uint64(4*out.Budget), "allocated %d bytes for %d", allocated, len(value))
+		checkBudgetAbove(t, dec, msg, decoders.ProtoParseCost(value, md, math.MaxInt))
 	})
 }
 

@@ -102,15 +102,18 @@ func TestTagsConfig(t *testing.T) {
 }
 
 // FuzzSliceTagged: the tagged layout holds every decoder's promises for
-// any input (checkInvariants: each path valid and, tagged, normalized).
+// any input (checkInvariants: each path valid and, tagged, normalized),
+// the output budget among them (checkBudget).
 func FuzzSliceTagged(f *testing.F) {
 	f.Add([]byte(openoltPON))
 	f.Add([]byte(`{"ts":1,"slice_data":[{"metadata":{"title":"t","device_id":"~;=!","context":{"portlabel":"a b\n"}},"metrics":{"m":1}}]}`))
 	dec := newSliceDecoder(f, volthaTags)
 	f.Fuzz(func(t *testing.T, value []byte) {
 		var out metric.Result
-		err := dec.Decode(&metric.Message{Value: value, Timestamp: goldenReceiveTime}, &out)
+		msg := &metric.Message{Value: value, Timestamp: goldenReceiveTime}
+		err := dec.Decode(msg, &out)
 		checkInvariants(t, out, err)
+		checkBudget(t, dec, msg)
 	})
 }
 

@@ -319,6 +319,10 @@ func FuzzVolthaEvent(f *testing.F) {
 	}
 	f.Add(benchVolthaEvent(f))
 	dec := newVolthaDecoder(f, nil)
+	tagged := newVolthaDecoder(f, func(c *decoders.VolthaEventConfig) {
+		c.Tags = map[string]string{"device_id": "{device_id}", "onu": "{context.onuID}",
+			"entity": "{metrics.entity_id}", "direction": "{direction}", "src": "openonu"}
+	})
 	limits := metric.DefaultOutputLimits()
 	f.Fuzz(func(t *testing.T, value []byte) {
 		msg := &metric.Message{Value: value, Timestamp: goldenReceiveTime}
@@ -327,6 +331,7 @@ func FuzzVolthaEvent(f *testing.F) {
 		checkVolthaResult(t, out, err, true)
 		require.LessOrEqual(t, out.Cost(), out.Budget, "output within the budget")
 		checkBudget(t, dec, msg)
+		checkBudget(t, tagged, msg)
 	})
 }
 
