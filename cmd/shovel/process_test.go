@@ -36,7 +36,9 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	stopSharedKafka()
+	os.Exit(code)
 }
 
 // shovelProc is `shovel <args>` running as a child process.

@@ -101,7 +101,7 @@ func TestRealKafkaBrokerRestarted(t *testing.T) {
 // isolation.level is read_committed), those of a committed one do, and the
 // group's offsets end past the transaction markers.
 func TestRealKafkaCompressionAndTransactions(t *testing.T) {
-	c := kafkabroker.Start(t, kafkabroker.Options{})
+	c := sharedKafka(t)
 	const topic, group, parts = "kpis.real-codecs", "real-codecs", 2
 	c.CreateTopic(t, kafkabroker.Topic{Name: topic, Partitions: parts})
 	var want []carbontest.Sample

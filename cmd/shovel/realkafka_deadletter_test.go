@@ -20,7 +20,7 @@ import (
 )
 
 func TestRealKafkaDeadLetters(t *testing.T) {
-	c := kafkabroker.Start(t, kafkabroker.Options{})
+	c := sharedKafka(t)
 	const topic, dlTopic, group = "kpis.real-dl", "kpis.real-dead", "real-dl"
 	c.CreateTopic(t, kafkabroker.Topic{Name: topic, Partitions: 1})
 	pickle := carbontest.ListenPickle(t)

@@ -45,9 +45,9 @@ func hasAllPartitions(logs string, topic string, parts int) bool {
 
 // groupMembersKilled runs two shovels in one group, SIGKILLs one mid-stream
 // and checks that the other takes over its partitions and nothing is lost.
-func groupMemberKilled(t *testing.T, settings string) {
-	c := kafkabroker.Start(t, kafkabroker.Options{})
-	const topic, group, parts = "kpis.real-pair", "real-pair", 4
+func groupMemberKilled(t *testing.T, name, settings string) {
+	c := sharedKafka(t)
+	topic, group, parts := "kpis.real-pair-"+name, "real-pair-"+name, int32(4)
 	c.CreateTopic(t, kafkabroker.Topic{Name: topic, Partitions: parts})
 	pickle := carbontest.ListenPickle(t)
 	cfg := writeConfig(t, pickleConfig(c.Addr(), topic, group, pickle.Addr(), "127.0.0.1:"+deadPort(t), settings))
@@ -59,11 +59,11 @@ func groupMemberKilled(t *testing.T, settings string) {
 		a, b := assignments(first.logs.String()), assignments(second.logs.String())
 		return len(a) > 0 && len(b) > 0 && a[len(a)-1] != "" && b[len(b)-1] != "" && pickle.Len() > 0
 	}, 90*time.Second, "both members have partitions", first, second)
-	require.False(t, hasAllPartitions(second.logs.String(), topic, parts), "the partitions are shared before the kill")
+	require.False(t, hasAllPartitions(second.logs.String(), topic, int(parts)), "the partitions are shared before the kill")
 	_, code := first.signal(t, syscall.SIGKILL)
 	require.Equal(t, -1, code)
 	killed := time.Now()
-	eventually(t, func() bool { return hasAllPartitions(second.logs.String(), topic, parts) }, 60*time.Second,
+	eventually(t, func() bool { return hasAllPartitions(second.logs.String(), topic, int(parts)) }, 60*time.Second,
 		"the survivor is assigned every partition", second)
 	t.Logf("the survivor had every partition %v after the kill", time.Since(killed).Round(100*time.Millisecond))
 	produced()
@@ -78,13 +78,13 @@ func groupMemberKilled(t *testing.T, settings string) {
 // host): the group keeps the killed member's partitions for its session
 // timeout (6 s here), then gives them to the survivor.
 func TestRealKafkaGroupMemberKilled(t *testing.T) {
-	groupMemberKilled(t, "{session.timeout.ms: 6000, heartbeat.interval.ms: 500}")
+	groupMemberKilled(t, "classic", "{session.timeout.ms: 6000, heartbeat.interval.ms: 500}")
 }
 
 // The same under KIP-848's consumer protocol, where the broker's
 // group.consumer.session.timeout.ms (6 s in these clusters) applies.
 func TestRealKafkaConsumerProtocolGroupMemberKilled(t *testing.T) {
-	groupMemberKilled(t, "{group.protocol: consumer}")
+	groupMemberKilled(t, "consumer", "{group.protocol: consumer}")
 }
 
 // TestRealKafkaConsumerProtocolDrainAndRestart: under KIP-848, shovel's
@@ -92,7 +92,7 @@ func TestRealKafkaConsumerProtocolGroupMemberKilled(t *testing.T) {
 // a clean restart that repeats nothing, and a SIGKILL that repeats at most
 // what was delivered but not committed.
 func TestRealKafkaConsumerProtocolDrainAndRestart(t *testing.T) {
-	c := kafkabroker.Start(t, kafkabroker.Options{})
+	c := sharedKafka(t)
 	const topic, group, parts = "kpis.real-848", "real-848", 3
 	c.CreateTopic(t, kafkabroker.Topic{Name: topic, Partitions: parts})
 	pickle := carbontest.ListenPickle(t)
@@ -138,7 +138,7 @@ func TestRealKafkaConsumerProtocolDrainAndRestart(t *testing.T) {
 // naming kafka.instance_id, and the other goes on. Neither comes back to
 // fence the other.
 func TestRealKafkaDuplicateInstanceID(t *testing.T) {
-	c := kafkabroker.Start(t, kafkabroker.Options{})
+	c := sharedKafka(t)
 	const topic, parts = "kpis.real-dup", 2
 	c.CreateTopic(t, kafkabroker.Topic{Name: topic, Partitions: parts})
 	for _, tt := range []struct {
@@ -219,7 +219,7 @@ func lastLine(s string) string {
 // and rebalances, and the third instance then gets the partition. The stall
 // is bounded by the session timeouts of the dead members: here 6 s each.
 func TestRealKafkaTwoQuickKillsDynamicMembership(t *testing.T) {
-	c := kafkabroker.Start(t, kafkabroker.Options{})
+	c := sharedKafka(t)
 	const topic, group, parts = "kpis.real-quick", "real-quick", 1
 	const session = 6 * time.Second
 	c.CreateTopic(t, kafkabroker.Topic{Name: topic, Partitions: parts})

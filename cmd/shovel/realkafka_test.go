@@ -9,8 +9,10 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +23,48 @@ import (
 	"github.com/shovel-metrics/shovel/router/kafka/kafkabroker"
 	"github.com/shovel-metrics/shovel/router/kafka/kafkatest"
 )
+
+// shared is the Apache Kafka node that most real-broker tests share: each
+// uses topics and groups of its own, and none stops or reconfigures it (the
+// tests that restart brokers or need TLS start clusters of their own). One
+// JVM start instead of one per test keeps the suite short.
+var shared struct {
+	once sync.Once
+	c    *kafkabroker.Cluster
+	dir  string
+	err  error
+}
+
+func sharedKafka(t *testing.T) *kafkabroker.Cluster {
+	t.Helper()
+	kafkabroker.Require(t)
+	shared.once.Do(func() {
+		shared.dir, shared.err = os.MkdirTemp("", "shovel-test-kafka-")
+		if shared.err == nil {
+			shared.c, shared.err = kafkabroker.Launch(kafkabroker.Options{}, shared.dir)
+		}
+	})
+	if shared.err != nil {
+		t.Fatalf("kafkabroker: %v", shared.err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("shared kafka node log (tail):\n%s", shared.c.Nodes[0].LogTail(60))
+		}
+	})
+	return shared.c
+}
+
+// stopSharedKafka stops the shared node, if a test started it; TestMain
+// calls it after the tests.
+func stopSharedKafka() {
+	if shared.c != nil {
+		shared.c.Close()
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+}
 
 // produceTo is produceKPIs on any broker.
 func produceTo(t *testing.T, b interface {
@@ -69,7 +113,7 @@ func waitGrowth(t *testing.T, l *carbontest.Listener, n int, timeout time.Durati
 }
 
 func TestRealKafkaDrainsTopicAndResumesAfterRestart(t *testing.T) {
-	c := kafkabroker.Start(t, kafkabroker.Options{})
+	c := sharedKafka(t)
 	const topic, group = "kpis.real-drain", "real-drain"
 	c.CreateTopic(t, kafkabroker.Topic{Name: topic, Partitions: 3})
 	first := produceTo(t, c, topic, 3, sliceKPIs("real.a", 3000, recent()))
@@ -139,7 +183,7 @@ func assignments(logs string) []string {
 // With static membership (the default kafka.instance_id) and the default
 // 30 s session timeout, each restart must get its partitions back at once.
 func TestRealKafkaSIGKILLTwiceThenRestart(t *testing.T) {
-	c := kafkabroker.Start(t, kafkabroker.Options{})
+	c := sharedKafka(t)
 	const topic, group, parts = "kpis.real-kill", "real-kill", 2
 	c.CreateTopic(t, kafkabroker.Topic{Name: topic, Partitions: parts})
 	pickle := carbontest.ListenPickle(t)

@@ -602,6 +602,9 @@ func tail(path string, lines int) string {
 	return string(bytes.Join(parts, []byte("\n")))
 }
 
+// LogTail returns the last lines of the node's log.
+func (n *Node) LogTail(lines int) string { return tail(n.logPath, lines) }
+
 // Log returns the node's log so far (the broker logs warnings and errors).
 func (n *Node) Log() string {
 	b, err := os.ReadFile(n.logPath)
