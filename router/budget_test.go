@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -132,4 +133,45 @@ func TestRulesWithinBudget(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLargeMessageRoomNotKept: once a message of 400 000 samples (13 MB,
+// within its budget) has been delivered, the router does not keep its
+// room for the messages after it: the heap goes back to what it was
+// while small messages go on. Before, the worker's pooled Result kept
+// the large message's slices for as long as messages kept coming.
+func TestLargeMessageRoomNotKept(t *testing.T) {
+	// One P: the pool hands the worker's scratch back, as it does a busy
+	// router's worker.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	all, _ := NewMatch("", "", nil)
+	built := 0
+	r, err := New(Config{
+		Routes:  []Route{{Match: all, Decoder: repeatDecoder{add: true, built: &built}, DecoderName: "rep", Outputs: []string{"a"}}},
+		Outputs: []OutputConfig{{Name: "a", Output: &discardOutput{}, FlushInterval: time.Millisecond}},
+		Output:  metric.OutputLimits{Ratio: 4 << 20, Min: 64 << 10},
+	})
+	require.NoError(t, err)
+	r.Start(context.Background())
+	defer r.Close(context.Background())
+	handle := func(value string) {
+		done := make(chan struct{})
+		require.NoError(t, r.Handle(context.Background(), &metric.Message{Value: []byte(value)}, func() { close(done) }))
+		<-done
+	}
+	heap := func() uint64 { // after small messages and GCs, as a busy router's heap is
+		var ms runtime.MemStats
+		for range 3 {
+			handle("10 x")
+			runtime.GC()
+		}
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	handle("400000 x")
+	require.Equal(t, 400_000, built)
+	after := heap()
+	t.Logf("heap %d before, %d after", before, after)
+	require.Less(t, int64(after)-int64(before), int64(4<<20), "the large message's room is not kept")
 }

@@ -329,7 +329,10 @@ func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Messa
 	if sc == nil {
 		sc = &scratch{}
 	}
-	defer r.scratch.Put(sc)
+	defer func() {
+		sc.res.Trim() // a large message's room is not kept for the next
+		r.scratch.Put(sc)
+	}()
 	samples, skip, err := r.decide(rt, msg, &sc.res, t)
 	if skip != "" {
 		// Not for this decoder, and rightly so: counted, not logged,

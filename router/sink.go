@@ -165,7 +165,16 @@ func (s *sink) run(ctx context.Context) {
 			d.ack()
 		}
 		clear(acks) // let the delivered samples be collected
-		batch, acks = batch[:0], acks[:0]
+		acks = acks[:0]
+		// And their paths. A message of 400 000 samples is one delivery,
+		// appended whole: the batch it grew is dropped, not kept (13 MB,
+		// per output, for good).
+		if cap(batch) > 2*s.batchSize {
+			batch = nil
+		} else {
+			clear(batch)
+			batch = batch[:0]
+		}
 		return true
 	}
 	for {

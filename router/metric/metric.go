@@ -102,6 +102,33 @@ func (r *Result) Reset() {
 	r.spent = 0
 }
 
+// maxKept bounds, in elements, each slice Trim lets a Result keep.
+const maxKept = 4096
+
+// Trim empties r, as Reset does, and drops the slices one large message
+// grew past what a typical one needs (4 096 samples, rejections, repairs
+// or tags). The router reuses a Result per worker for every message: one
+// message of 500 000 samples (16 MB, within its budget) would otherwise
+// keep that much room, per worker, for good.
+func (r *Result) Trim() {
+	r.Reset()
+	if cap(r.Samples) > maxKept {
+		r.Samples = nil
+	}
+	if cap(r.Rejected) > maxKept {
+		r.Rejected = nil
+	}
+	if cap(r.Repaired) > maxKept {
+		r.Repaired = nil
+	}
+	if cap(r.tags.tags) > maxKept {
+		r.tags.tags = nil
+	}
+	if cap(r.tags.repairs) > maxKept {
+		r.tags.repairs = nil
+	}
+}
+
 // SampleOverhead is what a sample costs beyond its path's bytes: its own
 // size in memory (a string header and two float64s), which is also about
 // what it costs on the wire besides the path (a pickle tuple or a

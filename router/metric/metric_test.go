@@ -124,3 +124,31 @@ func TestSkipReason(t *testing.T) {
 		})
 	}
 }
+
+// TestResultTrim: Trim empties a Result and lets it keep the room of a
+// typical message, not of the largest it ever held.
+func TestResultTrim(t *testing.T) {
+	var r Result
+	for range 1000 {
+		require.NoError(t, r.Add(Sample{Path: "p"}))
+		r.Reject("p", ReasonNotANumber)
+	}
+	r.Trim()
+	require.Zero(t, r.Spent())
+	require.Empty(t, r.Samples)
+	require.GreaterOrEqual(t, cap(r.Samples), 1000, "a typical message's room is kept")
+	require.GreaterOrEqual(t, cap(r.Rejected), 1000)
+
+	for range 100_000 {
+		require.NoError(t, r.Add(Sample{Path: "p"}))
+		r.Reject("p", ReasonNotANumber)
+		r.Repair("p", ReasonTagDuplicate)
+	}
+	ts := r.TagSet()
+	for i := range 100_000 {
+		ts.Add("k", strconv.Itoa(i))
+	}
+	_ = ts.Tags()
+	r.Trim()
+	require.Zero(t, cap(r.Samples)+cap(r.Rejected)+cap(r.Repaired)+cap(r.tags.tags)+cap(r.tags.repairs), "a large message's room is dropped")
+}
