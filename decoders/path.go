@@ -158,11 +158,16 @@ func (b PathBuilder) Bytes() []byte { return b.buf }
 // (see Tags) in out's scratch TagSet, returned (nil for an untagged name)
 // for recordRepairs once the sample is kept.
 func (b PathBuilder) WriteName(p []byte, out *metric.Result) (PathBuilder, *metric.TagSet) {
-	i := bytes.IndexByte(p, ';')
-	if i < 0 {
-		return b.Write(p), nil
+	// Written as a plain name first: the sanitiser's loop notes a ';'
+	// among the bytes it replaces, so an untagged name costs nothing
+	// more than it did before tags.
+	start := b
+	b.st.semicolon = false
+	if b = b.Write(p); !b.st.semicolon {
+		return b, nil
 	}
-	b = b.Write(p[:i])
+	i := bytes.IndexByte(p, ';')
+	b = start.Write(p[:i])
 	ts := out.TagSet()
 	tags := p[i+1:]
 	// Read only, and appended (copied) by Tags before p can change.
@@ -305,11 +310,14 @@ func (b PathBuilder) write(p []byte, oneSegment bool) PathBuilder {
 // pathState is where a PathBuilder stands. It holds no pointers, so that
 // passing it by pointer lets the path's buffer stay on the caller's stack.
 type pathState struct {
-	needDot bool  // a separator is due before the next kept byte
-	inBad   bool  // the last thing written was a replacement
-	tooLong bool  // something was left out that would make the path too long
-	seg     int32 // length of the last segment
-	maxSeg  int32 // length of the longest segment
+	needDot bool // a separator is due before the next kept byte
+	inBad   bool // the last thing written was a replacement
+	tooLong bool // something was left out that would make the path too long
+	// semicolon is set when a ';' was among the bytes replaced: WriteName
+	// then reads the name as tagged.
+	semicolon bool
+	seg       int32 // length of the last segment
+	maxSeg    int32 // length of the longest segment
 	// tagAt is the name's length plus one once Tags ended the path with
 	// tags, 0 before. It lives here rather than in PathBuilder so that a
 	// builder stays as small as it was (it is copied at every call).
@@ -319,7 +327,7 @@ type pathState struct {
 // appendPath appends the sanitised p to buf: the hot loop of every decoder.
 func (s *PathSanitizer) appendPath(buf []byte, st *pathState, p []byte, oneSegment bool) []byte {
 	allowed, repl, keepUTF8 := &s.allowed, s.repl, s.utf8
-	needDot, inBad, seg, maxSeg := st.needDot, st.inBad, st.seg, st.maxSeg
+	needDot, inBad, seg, maxSeg, semicolon := st.needDot, st.inBad, st.seg, st.maxSeg, st.semicolon
 	// Past the longest path allowed, nothing more is written: the path
 	// is rejected as too long whatever follows, and a template field
 	// holding a megabyte array must not build a megabyte path.
@@ -343,6 +351,7 @@ func (s *PathSanitizer) appendPath(buf []byte, st *pathState, p []byte, oneSegme
 			}
 			fallthrough
 		default: // a byte or rune that is not allowed
+			semicolon = semicolon || c == ';'
 			if !inBad && len(repl) > 0 {
 				if needDot {
 					buf, needDot, seg = append(buf, '.'), false, 0
@@ -360,6 +369,6 @@ func (s *PathSanitizer) appendPath(buf []byte, st *pathState, p []byte, oneSegme
 		maxSeg = max(maxSeg, seg)
 		i = j
 	}
-	st.needDot, st.inBad, st.seg, st.maxSeg = needDot, inBad, seg, maxSeg
+	st.needDot, st.inBad, st.seg, st.maxSeg, st.semicolon = needDot, inBad, seg, maxSeg, semicolon
 	return buf
 }
