@@ -162,3 +162,29 @@ func FuzzNumberText(f *testing.F) {
 		}
 	})
 }
+
+// TestPyFloatLeadingZeros: leading zeros, however many, are dropped as
+// float() drops them.
+func TestPyFloatLeadingZeros(t *testing.T) {
+	zeros := strings.Repeat("0", 100_000)
+	for in, want := range map[string]float64{
+		zeros + "1": 1, "-" + zeros + "2.5": -2.5, zeros: 0, zeros + ".": 0, "+" + zeros + "e5": 0,
+		"0_0_1": 1, zeros + "1_0": 10, "00.5": 0.5, "0": 0, "007e2": 700,
+	} {
+		got, ok := parsePyFloat([]byte(in))
+		require.True(t, ok, "%.20q", in)
+		require.Equal(t, want, got, "%.20q", in)
+	}
+}
+
+// BenchmarkPyFloatLeadingZeros parses a number of a million leading
+// zeros: 15 s when they were dropped one at a time, each moving the rest.
+func BenchmarkPyFloatLeadingZeros(b *testing.B) {
+	in := []byte(strings.Repeat("0", 1<<20) + "1")
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		if v, ok := parsePyFloat(in); !ok || v != 1 {
+			b.Fatal(v, ok)
+		}
+	}
+}
