@@ -126,6 +126,9 @@ type SelfMetrics struct {
 	// Prefix of every path; {host} is the host name with dots as '_'.
 	Prefix  string   `mapstructure:"prefix"`
 	Outputs []string `mapstructure:"outputs"`
+	// Runtime adds Go's and the process's own series (go_*, process_*:
+	// about 40 per host) to those of shovel.
+	Runtime bool `mapstructure:"runtime"`
 }
 
 // DefaultSelfMetricsPrefix is what carbon-relay users expect.

@@ -139,6 +139,9 @@ type compiledRoute struct {
 	Route
 	sinks   []*sink
 	decoded func(n int)
+	// counted counts a message the route took, the samples it delivered
+	// and those its rules dropped.
+	counted func(samples, ruleDropped int)
 	// checkPaths is false when the decoder vouches for its paths
 	// (metric.CheckedPaths) and no rule of the route changes them.
 	checkPaths bool
@@ -216,7 +219,7 @@ func New(cfg Config) (*Router, error) {
 		}
 		rt.Rules = rules
 		vouched, _ := rt.Decoder.(metric.CheckedPaths)
-		cr := compiledRoute{Route: rt, decoded: r.stats.decodedCounter(rt.DecoderName),
+		cr := compiledRoute{Route: rt, decoded: r.stats.decodedCounter(rt.DecoderName), counted: r.stats.routeCounter(rt.Name),
 			checkPaths: vouched == nil || !vouched.PathsChecked() || rulesChangePaths(rules)}
 		for _, name := range rt.Outputs {
 			s, ok := r.sinks[name]
@@ -333,7 +336,8 @@ func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Messa
 		sc.res.Trim() // a large message's room is not kept for the next
 		r.scratch.Put(sc)
 	}()
-	samples, skip, err := r.decide(rt, msg, &sc.res, t)
+	samples, dropped, skip, err := r.decide(rt, msg, &sc.res, t)
+	t.routes = append(t.routes, routeTally{rt.counted, len(samples), dropped})
 	if skip != "" {
 		// Not for this decoder, and rightly so: counted, not logged,
 		// not dead-lettered; the message is acknowledged.
@@ -375,22 +379,22 @@ type rejecter interface {
 // returns the samples to deliver (in res's memory), or the decoder's skip
 // reason, or the error that rejects the message whole; dropped samples go
 // to rs.
-func (r *Router) decide(rt *compiledRoute, msg *metric.Message, res *metric.Result, rs rejecter) ([]metric.Sample, string, error) {
+func (r *Router) decide(rt *compiledRoute, msg *metric.Message, res *metric.Result, rs rejecter) (samples []metric.Sample, ruleDropped int, skip string, err error) {
 	res.Reset()
 	res.Budget = r.output.Budget(msg.Size())
 	if err := decodeWithin(rt.Decoder, msg, res); err != nil {
 		if reason, ok := metric.SkipReason(err); ok {
-			return nil, reason, nil
+			return nil, 0, reason, nil
 		}
-		return nil, "", err
+		return nil, 0, "", err
 	}
 	// Rules first: a rewrite can make a path unsafe, and every path must be
 	// checked as it will be written. And what they add is charged to the
 	// budget, which may reject the message whole: before any of its
 	// samples is counted as dropped.
-	samples, err := applyRules(rt.Rules, res.Samples, res)
+	samples, err = applyRules(rt.Rules, res.Samples, res)
 	if err != nil {
-		return nil, "", metric.Rejectf(metric.ReasonOverBudget, "the route's rules grew its samples past the output budget of %d bytes for this %d-byte message", res.Budget, msg.Size())
+		return nil, 0, "", metric.Rejectf(metric.ReasonOverBudget, "the route's rules grew its samples past the output budget of %d bytes for this %d-byte message", res.Budget, msg.Size())
 	}
 	for _, rj := range res.Rejected {
 		rs.reject(msg, rt.DecoderName, rj.Reason, "sample dropped", &rj)
@@ -398,7 +402,7 @@ func (r *Router) decide(rt *compiledRoute, msg *metric.Message, res *metric.Resu
 	for _, rj := range res.Repaired {
 		rs.repair(msg, rt.DecoderName, rj)
 	}
-	return r.checkSamples(msg, rt.DecoderName, samples, rt.checkPaths, rs), "", nil
+	return r.checkSamples(msg, rt.DecoderName, samples, rt.checkPaths, rs), len(res.Samples) - len(samples), "", nil
 }
 
 // noRouteReason is the reason a message no route takes is rejected for:
@@ -438,6 +442,9 @@ type Outcome struct {
 	// Samples are as the outputs would get them: after the rules, the
 	// checks and the time window.
 	Samples []metric.Sample
+	// RuleDropped counts the samples the route's keep and drop rules left
+	// out (not rejections: the rules asked for it).
+	RuleDropped int
 	// Rejected are the samples dropped, by the decoder or the router,
 	// each with the router's reason.
 	Rejected []metric.Rejection
@@ -469,9 +476,10 @@ func (r *Router) DryRun(msg *metric.Message, asType string) []Outcome {
 		}
 		var res metric.Result
 		var rec dryRejects
-		samples, skip, err := r.decide(rt, msg, &res, &rec)
+		samples, dropped, skip, err := r.decide(rt, msg, &res, &rec)
 		o := Outcome{Route: rt.Name, Decoder: rt.DecoderName, Outputs: rt.Outputs,
-			Samples: append([]metric.Sample(nil), samples...), Rejected: rec.rejected, Repaired: rec.repaired, Skip: skip}
+			Samples: append([]metric.Sample(nil), samples...), RuleDropped: dropped,
+			Rejected: rec.rejected, Repaired: rec.repaired, Skip: skip}
 		if err != nil {
 			o.Reason, o.Detail = metric.ReasonOf(err), err.Error()
 			var re *metric.RejectError
@@ -670,10 +678,16 @@ func (r *Router) match(msg *metric.Message, typ *msgType) *compiledRoute {
 // tally is what one Handle call counts, held until the call succeeds.
 type tally struct {
 	r       *Router
+	routes  []routeTally
 	decoded []decodedTally
 	rejects []rejectTally // one per distinct key: a message of a million bad lines has a few
 	repairs []rejectTally
 	skips   []rejectTally
+}
+
+type routeTally struct {
+	add              func(samples, ruleDropped int)
+	samples, dropped int
 }
 
 type decodedTally struct {
@@ -711,6 +725,9 @@ func (t *tally) repair(msg *metric.Message, decoder string, rj metric.Rejection)
 // count adds the tally to the router's counters.
 func (t *tally) count() {
 	s := t.r.stats
+	for _, x := range t.routes {
+		x.add(x.samples, x.dropped)
+	}
 	for _, d := range t.decoded {
 		d.add(d.n)
 	}
@@ -727,7 +744,8 @@ func (t *tally) count() {
 
 func (t *tally) reset() {
 	clear(t.decoded) // drop the counters' closures of a retiring generation
-	t.decoded, t.rejects, t.repairs, t.skips = t.decoded[:0], t.rejects[:0], t.repairs[:0], t.skips[:0]
+	clear(t.routes)
+	t.routes, t.decoded, t.rejects, t.repairs, t.skips = t.routes[:0], t.decoded[:0], t.rejects[:0], t.repairs[:0], t.skips[:0]
 }
 
 // logReject logs a rejection at a bounded rate per reason.

@@ -62,7 +62,11 @@ type SkipKey struct {
 type promMetrics struct {
 	messages    prometheus.Counter
 	decoded     *prometheus.CounterVec
-	rejected    *prometheus.CounterVec
+	rejectedMsg *prometheus.CounterVec
+	rejectedSmp *prometheus.CounterVec
+	routeMsgs   *prometheus.CounterVec
+	routeSmps   *prometheus.CounterVec
+	ruleDropped *prometheus.CounterVec
 	skipped     *prometheus.CounterVec
 	tagRepairs  *prometheus.CounterVec
 	deadLetters prometheus.Counter
@@ -88,9 +92,18 @@ func NewStats(reg prometheus.Registerer) (*Stats, error) {
 			Help: "Kafka messages handled by the router."}),
 		decoded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_samples_decoded_total",
 			Help: "Samples decoded and accepted for delivery, by decoder."}, []string{"decoder"}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_rejected_total",
-			Help: "Rejected input by decoder and reason; scope is message (whole message) or sample."},
-			[]string{"decoder", "reason", "scope"}),
+		rejectedMsg: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_rejected_messages_total",
+			Help: "Messages rejected whole, by decoder (empty: no route took it) and reason."},
+			[]string{"decoder", "reason"}),
+		rejectedSmp: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_rejected_samples_total",
+			Help: "Samples dropped from messages whose other samples went on, by decoder and reason."},
+			[]string{"decoder", "reason"}),
+		routeMsgs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_route_messages_total",
+			Help: "Messages a route took (decoded, rejected or skipped), by route."}, []string{"route"}),
+		routeSmps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_route_samples_total",
+			Help: "Samples a route handed to its outputs, by route."}, []string{"route"}),
+		ruleDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_rule_dropped_samples_total",
+			Help: "Samples a route's keep and drop rules left out, by route."}, []string{"route"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_skipped_total",
 			Help: "Messages a decoder passed over as not for it (such as VOLTHA device events on the KPI topic), by decoder and reason."},
 			[]string{"decoder", "reason"}),
@@ -116,7 +129,7 @@ func NewStats(reg prometheus.Registerer) (*Stats, error) {
 			Help:    "Time to deliver one batch, retries included.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, []string{"output"}),
 	}
-	for _, c := range []prometheus.Collector{p.messages, p.decoded, p.rejected, p.skipped, p.tagRepairs, p.deadLetters, p.deadSkipped, p.written,
+	for _, c := range []prometheus.Collector{p.messages, p.decoded, p.rejectedMsg, p.rejectedSmp, p.routeMsgs, p.routeSmps, p.ruleDropped, p.skipped, p.tagRepairs, p.deadLetters, p.deadSkipped, p.written,
 		p.failures, p.activations, p.batchSize, p.writeTime} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -152,11 +165,11 @@ func (s *Stats) reject(decoder, reason string, sample bool, n uint64) {
 	s.rejects[RejectKey{decoder, reason, sample}] += n
 	s.mu.Unlock()
 	if s.prom != nil {
-		scope := "message"
+		c := s.prom.rejectedMsg
 		if sample {
-			scope = "sample"
+			c = s.prom.rejectedSmp
 		}
-		s.prom.rejected.WithLabelValues(decoder, reason, scope).Add(float64(n))
+		c.WithLabelValues(decoder, reason).Add(float64(n))
 	}
 }
 
@@ -175,6 +188,24 @@ func (s *Stats) tagRepair(decoder, reason string, n uint64) {
 	s.mu.Unlock()
 	if s.prom != nil {
 		s.prom.tagRepairs.WithLabelValues(decoder, reason).Add(float64(n))
+	}
+}
+
+// routeCounter returns a route's counters once, so that the hot path does
+// no label lookup per message.
+func (s *Stats) routeCounter(route string) func(samples, ruleDropped int) {
+	if s.prom == nil {
+		return func(int, int) {}
+	}
+	msgs := s.prom.routeMsgs.WithLabelValues(route)
+	smps := s.prom.routeSmps.WithLabelValues(route)
+	dropped := s.prom.ruleDropped.WithLabelValues(route)
+	return func(samples, ruleDropped int) {
+		msgs.Inc()
+		smps.Add(float64(samples))
+		if ruleDropped > 0 {
+			dropped.Add(float64(ruleDropped))
+		}
 	}
 }
 

@@ -207,11 +207,13 @@ dead_letter: {topic: %s}
 	m := statusAddr.FindStringSubmatch(sh.logs.String())
 	require.NotNil(t, m, "shovel logs where its status endpoints listen")
 	rejected := map[string]float64{}
-	for _, c := range scrapeCounters(t, m[1]+"/metrics", "shovel_rejected_total") {
+	for _, c := range scrapeCounters(t, m[1]+"/metrics", "shovel_rejected_messages_total") {
 		if c.labels["reason"] == metric.ReasonOverBudget {
-			require.Equal(t, "message", c.labels["scope"])
 			rejected[c.labels["decoder"]] += c.value
 		}
+	}
+	for _, c := range scrapeCounters(t, m[1]+"/metrics", "shovel_rejected_samples_total") {
+		require.NotEqual(t, metric.ReasonOverBudget, c.labels["reason"], "the budget rejects whole messages")
 	}
 	dead := b.Consume(t, dlTopic, 7)
 	require.Equal(t, 0, sh.stop(t))
@@ -220,7 +222,7 @@ dead_letter: {topic: %s}
 	runtime.ReadMemStats(&ms)
 	allocated := int64(ms.TotalAlloc - allocBefore)
 
-	require.Equal(t, rejectedWant, rejected, "shovel_rejected_total{reason=output_budget} by decoder")
+	require.Equal(t, rejectedWant, rejected, "shovel_rejected_messages_total{reason=output_budget} by decoder")
 	require.Len(t, dead, 7)
 	for _, r := range dead {
 		reason := ""

@@ -333,6 +333,9 @@ func (d *dryRun) run(data []byte, stdout, stderr io.Writer) error {
 			if !d.fixed {
 				to = " to " + strings.Join(o.Outputs, ", ")
 			}
+			if o.RuleDropped > 0 {
+				to += fmt.Sprintf(" (%d left out by its rules)", o.RuleDropped)
+			}
 			fmt.Fprintf(stderr, "route %s%s: decoder %s, %d samples%s\n", o.Route, where, o.Decoder, len(o.Samples), to)
 			buf, _ = carbon.AppendPlaintext(buf[:0], o.Samples)
 			if _, err := stdout.Write(buf); err != nil {

@@ -116,7 +116,7 @@ dead_letter: {topic: shovel.dead}
 			args:   []string{"--config", rules, "--header", "source=pon", "--now", "1480000100"},
 			stdin:  slice,
 			stdout: "prod.pon.olt.cpu 5 1480000000\n",
-			stderr: "route pon: decoder slice, 1 samples to graphite, archive\n",
+			stderr: "route pon: decoder slice, 1 samples to graphite, archive (1 left out by its rules)\n",
 		},
 		{
 			name:   "without the header, the next route",

@@ -774,10 +774,12 @@ func TestFaultHostileInput(t *testing.T) {
 	m := statusAddr.FindStringSubmatch(sh.logs.String())
 	require.NotNil(t, m, "shovel logs where its status endpoints listen")
 	rejects := map[string]float64{}
-	for _, c := range scrapeCounters(t, m[1]+"/metrics", "shovel_rejected_total") {
-		rejects[c.labels["reason"]] += c.value
+	for _, name := range []string{"shovel_rejected_messages_total", "shovel_rejected_samples_total"} {
+		for _, c := range scrapeCounters(t, m[1]+"/metrics", name) {
+			rejects[c.labels["reason"]] += c.value
+		}
 	}
-	require.Equal(t, wantRejects, rejects, "shovel_rejected_total by reason")
+	require.Equal(t, wantRejects, rejects, "shovel_rejected_{messages,samples}_total by reason")
 	require.Equal(t, 0, sh.stop(t))
 	require.Empty(t, pickle.Errors())
 

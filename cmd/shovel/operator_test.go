@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -115,4 +117,34 @@ dead_letter: {topic: shovel.dead}
 		"ok   outputs.graphite: connected",
 	}, "\n"), strings.Join(lines[:6], "\n"))
 	require.Contains(t, errOut, "shovel: config check --connect: 3 of 7 checks failed")
+}
+
+// TestReadyzSaysTheBrokersAreDown: with no broker listening, /readyz says
+// that it cannot reach them, not only that the group is not joined yet.
+func TestReadyzSaysTheBrokersAreDown(t *testing.T) {
+	skipShort(t)
+	brokers := "127.0.0.1:" + deadPort(t)
+	pickle := carbontest.ListenPickle(t)
+	cfg := writeConfig(t, fmt.Sprintf(`
+kafka: {brokers: %q, topics: [kpis.nobroker]}
+routes: [{match: {type: slice}, decoder: slice, outputs: [graphite]}]
+outputs: {graphite: {kind: carbon-pickle, address: %q}}
+`, brokers, pickle.Addr()))
+	sh := startShovel(t, "route", "--config", cfg)
+	var body string
+	require.Eventually(t, func() bool {
+		m := statusAddr.FindStringSubmatch(sh.logs.String())
+		if m == nil {
+			return false
+		}
+		resp, err := http.Get(m[1] + "/readyz")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(body, "cannot reach the Kafka brokers "+brokers)
+	}, 30*time.Second, 50*time.Millisecond, "readyz: %s", body)
+	require.Equal(t, 0, sh.stop(t))
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,6 +66,24 @@ outputs:
 		return distinct(all)
 	}
 	require.Eventually(t, func() bool { return len(got()) >= len(want) }, 60*time.Second, 20*time.Millisecond)
+	// The reloads are counted, and the last one's refusal shows.
+	m := statusAddr.FindStringSubmatch(sh.logs.String())
+	require.NotNil(t, m)
+	var body []byte
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(m[1] + "/metrics")
+		require.NoError(t, err)
+		body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		return metricValue(t, string(body), `shovel_route_messages_total{route="routes[0]"}`) == 40*50
+	}, 10*time.Second, 20*time.Millisecond, "every message, counted per route, across the reloads")
+	require.EqualValues(t, 1, metricValue(t, string(body), `shovel_config_reloads_total{result="success"}`))
+	require.EqualValues(t, 1, metricValue(t, string(body), `shovel_config_reloads_total{result="failure"}`))
+	require.EqualValues(t, 0, metricValue(t, string(body), `shovel_config_last_reload_success`))
+	require.InDelta(t, float64(time.Now().Unix()), metricValue(t, string(body), `shovel_config_last_reload_timestamp_seconds`), 120)
+	require.Contains(t, string(body), `shovel_build_info{commit=`)
+	require.EqualValues(t, 40*50*6, metricValue(t, string(body), `shovel_route_samples_total{route="routes[0]"}`))
 	require.Equal(t, 0, sh.stop(t))
 	require.Equal(t, sortSamples(want), got())
 	require.NotZero(t, before.Len())

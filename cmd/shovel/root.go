@@ -88,24 +88,29 @@ value) samples, and writes them to Carbon's pickle or plaintext receivers.`,
 // itself from that file's init, so commands don't all edit this one.
 var subcommands = []func() *cobra.Command{newRouteCmd, newVersionCmd, newDecodersCmd}
 
+// commitID is the commit shovel was built from: -ldflags' main.commit, or
+// the VCS revision Go recorded, or "unknown".
+func commitID() string {
+	if commit != "" {
+		return commit
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
+
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print shovel's version and commit",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c := commit
-			if c == "" {
-				c = "unknown"
-				if bi, ok := debug.ReadBuildInfo(); ok {
-					for _, s := range bi.Settings {
-						if s.Key == "vcs.revision" {
-							c = s.Value
-						}
-					}
-				}
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "shovel %s (commit %s)\n", version, c)
+			fmt.Fprintf(cmd.OutOrStdout(), "shovel %s (commit %s)\n", version, commitID())
 			return nil
 		},
 	}

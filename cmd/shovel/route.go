@@ -189,6 +189,10 @@ func route(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 	if err != nil {
 		return err
 	}
+	reloads, err := registerProcessMetrics(reg)
+	if err != nil {
+		return err
+	}
 	opts := []config.BuildOption{config.WithStats(stats)}
 	var dead *kafka.DeadLetterWriter
 	if cfg.DeadLetter.Topic != "" {
@@ -264,12 +268,12 @@ func route(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 			case <-hctx.Done():
 				return
 			case <-hup:
-				reload(ctx, cfg, load, sw, opts, log)
+				reload(ctx, cfg, load, sw, opts, log, reloads)
 			}
 		}
 	})
 	if sm := cfg.SelfMetrics; sm.Interval > 0 {
-		helpers.Go(func() { reportSelf(hctx, reg, sw, sm.Interval, cfg.SelfMetricsPrefix(), sm.Outputs, log) })
+		helpers.Go(func() { reportSelf(hctx, reg, sw, sm, cfg.SelfMetricsPrefix(), log) })
 	}
 
 	runErr := consumer.Run(ctx, sw.Handle)
@@ -328,9 +332,11 @@ func loadUntil(ctx context.Context, load func() (*config.Config, error)) (*confi
 // a restart can change (kafka, consul, http, dead_letter, log) keep their
 // running values, with a warning when they differ.
 func reload(ctx context.Context, running *config.Config, load func() (*config.Config, error),
-	sw *router.Switch, opts []config.BuildOption, log *slog.Logger) {
+	sw *router.Switch, opts []config.BuildOption, log *slog.Logger, m reloadMetrics) {
+	m.last.SetToCurrentTime()
 	next, err := loadUntil(ctx, load)
 	if err != nil {
+		m.failed()
 		log.Error("config reload refused; the running config stays", "err", err)
 		return
 	}
@@ -350,18 +356,63 @@ func reload(ctx context.Context, running *config.Config, load func() (*config.Co
 		running.Kafka, running.Consul, running.HTTP, running.DeadLetter, running.Log, running.SelfMetrics
 	built, err := config.Build(next, log, opts...)
 	if err != nil {
+		m.failed()
 		log.Error("config reload refused; the running config stays", "err", err)
 		return
 	}
 	built.Router.Start(ctx)
 	sw.Swap(built.Router)
+	m.succeeded()
 	log.Info("config reloaded", "routes", len(next.Routes), "outputs", len(next.Outputs))
 }
 
+// reloadMetrics count SIGHUP reloads.
+type reloadMetrics struct {
+	results *prometheus.CounterVec // by result
+	last    prometheus.Gauge       // when the last reload was tried
+	ok      prometheus.Gauge       // whether it succeeded
+}
+
+func (m reloadMetrics) failed() {
+	m.results.WithLabelValues("failure").Inc()
+	m.ok.Set(0)
+}
+
+func (m reloadMetrics) succeeded() {
+	m.results.WithLabelValues("success").Inc()
+	m.ok.Set(1)
+}
+
+// registerProcessMetrics registers shovel_build_info and the reload
+// metrics with reg.
+func registerProcessMetrics(reg prometheus.Registerer) (reloadMetrics, error) {
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "shovel_build_info",
+		Help: "Always 1, labelled with the version, commit and Go version shovel was built with."},
+		[]string{"version", "commit", "goversion"})
+	info.WithLabelValues(version, commitID(), runtime.Version()).Set(1)
+	m := reloadMetrics{
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shovel_config_reloads_total",
+			Help: "Configuration reloads (SIGHUP), by result: success or failure (the running config stays)."}, []string{"result"}),
+		last: prometheus.NewGauge(prometheus.GaugeOpts{Name: "shovel_config_last_reload_timestamp_seconds",
+			Help: "When the last reload was tried, in Unix seconds; 0 before the first."}),
+		ok: prometheus.NewGauge(prometheus.GaugeOpts{Name: "shovel_config_last_reload_success",
+			Help: "1 if the last reload succeeded (or none was tried), 0 if it was refused."}),
+	}
+	m.results.WithLabelValues("success")
+	m.results.WithLabelValues("failure")
+	m.ok.Set(1)
+	for _, c := range []prometheus.Collector{info, m.results, m.last, m.ok} {
+		if err := reg.Register(c); err != nil {
+			return reloadMetrics{}, err
+		}
+	}
+	return m, nil
+}
+
 // reportSelf sends shovel's own metrics through its outputs every interval.
-func reportSelf(ctx context.Context, reg prometheus.Gatherer, sw *router.Switch, every time.Duration,
-	prefix string, outputs []string, log *slog.Logger) {
-	t := time.NewTicker(every)
+func reportSelf(ctx context.Context, reg prometheus.Gatherer, sw *router.Switch, sm config.SelfMetrics,
+	prefix string, log *slog.Logger) {
+	t := time.NewTicker(sm.Interval)
 	defer t.Stop()
 	for {
 		select {
@@ -373,7 +424,7 @@ func reportSelf(ctx context.Context, reg prometheus.Gatherer, sw *router.Switch,
 				log.Warn("self-metrics: gather", "err", err)
 				continue
 			}
-			if err := sw.Current().Inject(outputs, status.Samples(fams, prefix, now)); err != nil {
+			if err := sw.Current().Inject(sm.Outputs, status.Samples(fams, prefix, now, sm.Runtime)); err != nil {
 				log.Debug("self-metrics skipped", "err", err)
 			}
 		}

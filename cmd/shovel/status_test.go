@@ -130,7 +130,7 @@ self_metrics: {interval: 100ms, prefix: "relay.{host}", outputs: [graphite]}
 	// Eventually a report counts all 10 messages.
 	require.Eventually(t, func() bool {
 		for _, s := range pickle.Samples() {
-			if s.Path == prefix+"shovel_messages_total" && s.Value == 10 {
+			if s.Path == prefix+"messages" && s.Value == 10 {
 				return true
 			}
 		}
@@ -142,6 +142,8 @@ self_metrics: {interval: 100ms, prefix: "relay.{host}", outputs: [graphite]}
 		if !strings.HasPrefix(s.Path, prefix) {
 			kpis = append(kpis, s)
 		}
+		require.False(t, strings.HasPrefix(s.Path, prefix+"go_") || strings.HasPrefix(s.Path, prefix+"process_"),
+			"no runtime series unless self_metrics.runtime: %s", s.Path)
 	}
 	require.Equal(t, sortSamples(want), sortSamples(kpis))
 }

@@ -149,7 +149,8 @@ func TestRouteVolthaEventsWithTheDefaultConfig(t *testing.T) {
 	require.EqualValues(t, 60, metricValue(t, body, `shovel_skipped_total{decoder="voltha-event",reason="device_event"}`))
 	require.EqualValues(t, 60, metricValue(t, body, `shovel_skipped_total{decoder="voltha-event",reason="rpc_event"}`))
 	require.EqualValues(t, 7*60, metricValue(t, body, `shovel_samples_decoded_total{decoder="voltha-event"}`))
-	require.NotContains(t, body, "shovel_rejected_total{", "nothing was rejected")
+	require.NotContains(t, body, "shovel_rejected_messages_total{", "nothing was rejected")
+	require.NotContains(t, body, "shovel_rejected_samples_total{", "nothing was rejected")
 	require.NotContains(t, sh.logs.String(), "reason=", "a skipped event is not worth a log line, and nothing was rejected")
 	require.Contains(t, sh.logs.String(), "skipped=120 rejected=[]", "the shutdown line counts the skips")
 	for _, s := range pickle.Samples() {

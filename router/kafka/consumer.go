@@ -70,10 +70,13 @@ type Consumer struct {
 	lastStore time.Time
 	logsDone  chan struct{}
 	joined    atomic.Bool
-	instance  *instanceClaim     // nil without static membership
-	stopped   atomic.Bool        // Run returned for an error no retry fixes
-	limit     *ratelimit.Limiter // paces repeated error lines
-	lag       *prometheus.GaugeVec
+	// unreachable is why the brokers cannot be reached, from librdkafka's
+	// last transport error, until the group assigns partitions.
+	unreachable atomic.Pointer[string]
+	instance    *instanceClaim     // nil without static membership
+	stopped     atomic.Bool        // Run returned for an error no retry fixes
+	limit       *ratelimit.Limiter // paces repeated error lines
+	lag         *prometheus.GaugeVec
 }
 
 type partKey struct {
@@ -194,6 +197,7 @@ func (k *Consumer) rebalance(c *ck.Consumer, ev ck.Event) error {
 	case ck.AssignedPartitions:
 		k.log.Info("partitions assigned", "partitions", fmtParts(e.Partitions))
 		k.joined.Store(true)
+		k.unreachable.Store(nil)
 		k.mu.Lock()
 		for _, tp := range e.Partitions {
 			k.trackers[key(*tp.Topic, tp.Partition)] = newPartTracker(*tp.Topic, tp.Partition)
@@ -448,6 +452,13 @@ func (k *Consumer) poll(timeoutMs int, backlogs [][]polled) error {
 			k.stopped.Store(true)
 			return err
 		}
+		switch e.Code() {
+		case ck.ErrAllBrokersDown, ck.ErrTransport, ck.ErrResolve:
+			if !k.joined.Load() {
+				why := e.Error()
+				k.unreachable.Store(&why)
+			}
+		}
 		// Transient errors (broker down, all brokers down) are retried by
 		// librdkafka itself, which reports them again every few
 		// milliseconds: worth a line now and then, not a stop.
@@ -471,6 +482,9 @@ func (k *Consumer) poll(timeoutMs int, backlogs [][]polled) error {
 func (k *Consumer) Readiness() string {
 	if k.joined.Load() {
 		return ""
+	}
+	if why := k.unreachable.Load(); why != nil {
+		return "cannot reach the Kafka brokers " + k.cfg.Brokers + ": " + *why
 	}
 	return "not yet a member of consumer group " + k.cfg.Group
 }
