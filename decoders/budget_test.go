@@ -223,7 +223,7 @@ func TestPickleMemoIndexIsFree(t *testing.T) {
 	var out metric.Result
 	require.NoError(t, dec.Decode(msg, &out))
 	require.Empty(t, out.Samples)
-	require.Less(t, out.Spent(), 100, "one memo entry charged")
+	require.Less(t, out.Spent(), 200, "one memo entry charged (the list's 32 bytes, a map entry's 96)")
 	out.Reset()
 	allocs := testing.AllocsPerRun(100, func() { _ = dec.Decode(msg, &out) })
 	require.LessOrEqual(t, allocs, 4.0, "the machine is pooled: a list, the sparse memo and its entry")
@@ -236,7 +236,39 @@ func TestPickleMemoIndexIsFree(t *testing.T) {
 	}
 	out.Reset()
 	require.NoError(t, dec.Decode(&metric.Message{Value: append(big, '.')}, &out))
-	require.LessOrEqual(t, out.Spent(), 32+puts*24, "the list, and one memo entry (a 24-byte value) per PUT")
+	require.LessOrEqual(t, out.Spent(), 32+64*25+puts*96, "the list, the dense memo's first 64 slots (25 bytes each), and a map entry (96 bytes) per PUT past them")
+}
+
+// TestPickleSparseMemo: a pickle of a million sparse memo keys is charged
+// what the memo's map holds, so that what it allocates stays within a
+// small multiple of its budget (it allocated 21 MB, charged 5, before);
+// keys that skip slots of the dense memo are charged for the slots.
+func TestPickleSparseMemo(t *testing.T) {
+	dec := newDecoder[decoders.PickleConfig](t, "carbon-pickle", nil)
+	sparse := []byte{0x80, 2, ']'}
+	for k := uint32(1 << 31); len(sparse) < 1<<20-64; k += 7919 {
+		sparse = binary.LittleEndian.AppendUint32(append(sparse, 'r'), k)
+	}
+	msg := &metric.Message{Value: append(sparse, '.')}
+	out := metric.Result{Budget: metric.DefaultOutputLimits().Budget(msg.Size())}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	err := dec.Decode(msg, &out)
+	runtime.ReadMemStats(&after)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%v: %d charged, %d allocated", err, out.Spent(), allocated)
+	require.GreaterOrEqual(t, out.Spent(), int(allocated)/3, "charged for what the map holds")
+
+	skipping := []byte{0x80, 2, ']'}
+	puts := 0
+	for k := uint32(64); len(skipping) < 4096; k += 2 {
+		skipping = binary.LittleEndian.AppendUint32(append(skipping, 'r'), k)
+		puts++
+	}
+	out = metric.Result{}
+	require.NoError(t, dec.Decode(&metric.Message{Value: append(skipping, '.')}, &out))
+	require.GreaterOrEqual(t, out.Spent(), 2*puts*24, "two slots a PUT")
 }
 
 func BenchmarkPickleMemoIndex(b *testing.B) {

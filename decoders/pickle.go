@@ -412,7 +412,7 @@ func (d *pickleDecoder) unpickle(mc *pickleMachine, data []byte, out *metric.Res
 		if len(stack) == 0 {
 			return pickleFail(ReasonInvalidPickle, "memo put on an empty stack at offset %d", i-1)
 		}
-		if mc.put(k, stack[len(stack)-1]) && out.Charge(pvalSize) != nil {
+		if added := mc.put(k, stack[len(stack)-1]); added > 0 && out.Charge(added) != nil {
 			return overBudget
 		}
 		return nil
@@ -742,36 +742,45 @@ const memoSlack = 64
 
 var pickleMachinePool = sync.Pool{New: func() any { return new(pickleMachine) }}
 
-// put sets memo entry k to v, and reports whether the entry is new.
+// put sets memo entry k to v, and returns the bytes of memo it added,
+// for the budget: the slots the slice grew by, or a map entry.
 //
 // Python's memo is a dict, so any key costs one entry. Here the keys a
 // pickler writes go to a slice, the fast path; the slice only grows to a
 // key below twice the entries so far (plus memoSlack), so its length is
 // bounded by the number of PUT opcodes, that is by the input. Any other
 // key, such as LONG_BINPUT 65535 in a 9-byte pickle, goes to a map and
-// costs one entry, not 65 536.
-func (m *pickleMachine) put(k uint64, v pval) bool {
+// costs one entry, not 65 536. The slots a key skips are charged too
+// (keys 64, 66, 68... grow the slice by two a PUT), and a map entry as
+// a map holds one, with its share of the map's growth: 1 MB of sparse
+// keys allocated 21 MB while charged 5 before.
+func (m *pickleMachine) put(k uint64, v pval) int {
 	if k < uint64(len(m.memo)) || k <= uint64(2*m.memoLen+memoSlack) {
+		added := 0
 		for uint64(len(m.memo)) <= k {
 			m.memo, m.memoSet = append(grow(m.memo, 1), pval{}), append(grow(m.memoSet, 1), false)
+			added += pvalSize + 1
 		}
-		isNew := !m.memoSet[k]
-		if isNew {
+		if !m.memoSet[k] {
 			m.memoLen++
 		}
 		m.memo[k], m.memoSet[k] = v, true
-		return isNew
+		return added
 	}
 	if m.memoSparse == nil {
 		m.memoSparse = map[uint64]pval{}
 	}
 	_, seen := m.memoSparse[k]
-	if !seen {
-		m.memoLen++
-	}
 	m.memoSparse[k] = v
-	return !seen
+	if seen {
+		return 0
+	}
+	m.memoLen++
+	return memoSparseEntry
 }
+
+// memoSparseEntry is what a key of the memo's map is charged.
+const memoSparseEntry = 96
 
 func (m *pickleMachine) get(k uint64) (pval, bool) {
 	if k < uint64(len(m.memo)) && m.memoSet[k] {
