@@ -70,7 +70,7 @@ func TestBadFiles(t *testing.T) {
 		want []string // every line, in order
 	}{
 		{"typo.bad.yml", []string{
-			"kafka.brokrs: unknown key (known keys here: brokers, group, instance_id, settings, start, topics, workers)",
+			"kafka.brokrs: unknown key (known keys here: brokers, group, instance_id, settings, start, topics, workers); did you mean brokers?",
 			"kafka.brokers: must not be empty",
 		}},
 		{"instance-id.bad.yml", []string{
@@ -78,7 +78,7 @@ func TestBadFiles(t *testing.T) {
 			"kafka.settings.group.instance.id: managed by shovel (set kafka.instance_id instead)",
 		}},
 		{"plugin-typo.bad.yml", []string{
-			"outputs.g.adress: unknown key (known keys here: " + routerKnown + ")",
+			"outputs.g.adress: unknown key (known keys here: " + routerKnown + "); did you mean address?",
 		}},
 		{"types.bad.yml", []string{
 			"kafka.group: expected a string, got a list",
@@ -102,13 +102,13 @@ func TestBadFiles(t *testing.T) {
 		}},
 		{"all-at-once.bad.yml", []string{
 			`kafka.workers: expected an integer, got "many"`,
-			"kafka.grup: unknown key (known keys here: brokers, group, instance_id, settings, start, topics, workers)",
+			"kafka.grup: unknown key (known keys here: brokers, group, instance_id, settings, start, topics, workers); did you mean group?",
 			`routes[0].stop: expected true or false, got "maybe"`,
 			"shutdown_timeout: 30 has no unit: write 30s for seconds (or ms, m, h)",
 			`kafka.start: must be "earliest" or "latest", got "first"`,
 			"outputs.graphite.fallback: the fallback chain loops: graphite -> line -> graphite",
 			`log.level: must be debug, info, warn or error, got "loud"`,
-			"outputs.graphite.adress: unknown key (known keys here: " + routerKnown + ")",
+			"outputs.graphite.adress: unknown key (known keys here: " + routerKnown + "); did you mean address?",
 			"decoders.onu.metrics: name at least one field, or set metrics_object",
 		}},
 		{"semantics.bad.yml", []string{
@@ -293,4 +293,14 @@ func TestLogFlags(t *testing.T) {
 	require.Equal(t, Log{Level: "debug", Format: "json"}, c.Log)
 	_, err = Check("testdata/good.yml", Overrides{LogLevel: "loud"})
 	require.EqualError(t, err, `log.level: must be debug, info, warn or error, got "loud" (set by --log-level)`)
+}
+
+func TestClosestKey(t *testing.T) {
+	known := []string{"address", "batch_size", "brokers", "group", "topics"}
+	for in, want := range map[string]string{
+		"adress": "address", "brokrs": "brokers", "grup": "group", "topcis": "topics", "gruop": "group",
+		"batchsize": "batch_size", "color": "", "x": "", "": "",
+	} {
+		require.Equal(t, want, closest(in, known), in)
+	}
 }

@@ -245,6 +245,10 @@ func decodeStrict(in any, out any, prefix string, extraKnown []string) error {
 		msg := "unknown key"
 		if len(known) > 0 {
 			msg = fmt.Sprintf("unknown key (known keys here: %s)", strings.Join(known, ", "))
+			last := key[strings.LastIndexAny(key, ".]")+1:]
+			if guess := closest(last, known); guess != "" {
+				msg += "; did you mean " + guess + "?"
+			}
 		}
 		ps = append(ps, &Problem{Key: full, Msg: msg, fromDecode: true})
 	}
@@ -307,6 +311,46 @@ func joinRaw(prefix, k string) string {
 		return k
 	}
 	return prefix + "." + k
+}
+
+// closest returns the known key nearest to a misspelt one: at most two
+// edits away (a letter left out, added, changed or two swapped), else "".
+func closest(key string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := editDistance(key, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the optimal string alignment distance of a and b.
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 99
+	}
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 // decodeProblem turns one of mapstructure's errors into a Problem that
