@@ -517,8 +517,10 @@ func (d *protobufDecoder) Decode(msg *metric.Message, out *metric.Result) error 
 		return metric.Rejectf(metric.ReasonOverBudget, "%s: parsed, it would hold more than the output budget of %d bytes for this message", d.md.FullName(), out.Budget)
 	}
 	m := d.pool.Get().(*dynamicpb.Message)
-	defer d.pool.Put(m)
-	m.Reset()
+	defer func() {
+		m.Reset() // now, so that a pooled message does not keep the last parse (up to a budget) until the next
+		d.pool.Put(m)
+	}()
 	if err := unmarshal(msg.Value, m); err != nil {
 		return metric.Rejectf(ReasonInvalidProtobuf, "%s: %s", d.md.FullName(), strings.TrimPrefix(strings.ReplaceAll(err.Error(), "\u00a0", " "), "proto: "))
 	}

@@ -389,3 +389,31 @@ func BenchmarkProtobuf(b *testing.B) {
 	}))
 	benchDecoder(b, dec, &metric.Message{Value: msg})
 }
+
+// TestProtobufParseNotKept: once a message is decoded, its parse is let
+// go: the decoder's pooled message does not keep it (14 MB for 1 MB of
+// distinct map keys, within the budget) until the next message.
+func TestProtobufParseNotKept(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // the pool hands the same message back
+	dec := newDecoder(t, "protobuf", kpiProto(nil))
+	big := protobufShapes(t, 400_000)["distinct map keys"]
+	big = big[:protoCut(big, 1<<20)]
+	small := protobufShapes(t, 1)["real gauges"]
+	decode := func(v []byte) {
+		msg := &metric.Message{Value: v}
+		out := metric.Result{Budget: metric.DefaultOutputLimits().Budget(msg.Size())}
+		_ = dec.Decode(msg, &out)
+	}
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	decode(small)
+	before := heap()
+	decode(big)
+	after := heap() // no message since: before, the pooled message held the parse until the next
+	t.Logf("heap %d before, %d after", before, after)
+	require.Less(t, int64(after)-int64(before), int64(2<<20), "the parse is not kept")
+}
