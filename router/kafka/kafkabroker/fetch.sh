@@ -15,7 +15,15 @@ fi
 command -v mvn >/dev/null || { echo "fetch.sh: Maven (mvn) is needed to fetch the Kafka jars" >&2; exit 1; }
 tmp="$libs.tmp.$$"
 rm -rf "$tmp"
-mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp"
+log="$(mktemp)"
+# Maven's own output only when it fails (-q still prints terminal escapes).
+if ! mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+	-DoutputDirectory="$tmp" >"$log" 2>&1; then
+	cat "$log" >&2
+	rm -f "$log"
+	exit 1
+fi
+rm -f "$log"
 mkdir -p "$(dirname "$libs")"
 rm -rf "$libs"
 mv "$tmp" "$libs"
