@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -161,4 +162,48 @@ func TestDocsLinksResolve(t *testing.T) {
 			require.NoError(t, err, "%s links to %s", filepath.Base(f), target)
 		}
 	}
+}
+
+// TestDocsCommandsParse: every shovel command line in the sh blocks of
+// README.md and docs/*.md names a command that exists and flags it takes
+// (placeholders in capitals stand for a value). Those that need no Kafka
+// or Carbon run in TestDocsTranscripts and TestReadmeFirstConfig.
+func TestDocsCommandsParse(t *testing.T) {
+	files, err := filepath.Glob("../../docs/*.md")
+	require.NoError(t, err)
+	files = append(files, "../../README.md")
+	block := regexp.MustCompile("(?s)```sh\n(.*?)```")
+	placeholder := regexp.MustCompile(`^[A-Z][A-Z_]*$`)
+	n := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for _, b := range block.FindAllStringSubmatch(string(data), -1) {
+			for _, line := range strings.Split(strings.ReplaceAll(b[1], "\\\n", " "), "\n") {
+				line, _, _ = strings.Cut(line, " #")
+				for _, part := range strings.Split(line, "|") {
+					fields := strings.Fields(part)
+					for len(fields) > 0 && strings.Contains(fields[0], "=") { // VAR=value shovel ...
+						fields = fields[1:]
+					}
+					if len(fields) < 2 || (fields[0] != "shovel" && fields[0] != "bin/shovel") {
+						continue
+					}
+					args := fields[1:]
+					for i, a := range args {
+						if placeholder.MatchString(a) || strings.ContainsAny(a, "$<>") {
+							args[i] = "1"
+						}
+					}
+					n++
+					root := newRootCmd(io.Discard, io.Discard)
+					cmd, rest, err := root.Find(args)
+					require.NoError(t, err, "%s: shovel %s", filepath.Base(f), strings.Join(args, " "))
+					require.NotEqual(t, root, cmd, "%s: shovel %s names no command", filepath.Base(f), strings.Join(args, " "))
+					require.NoError(t, cmd.ParseFlags(rest), "%s: shovel %s", filepath.Base(f), strings.Join(args, " "))
+				}
+			}
+		}
+	}
+	require.Greater(t, n, 10, "the docs' commands were found")
 }
