@@ -182,6 +182,13 @@ func (b PathBuilder) WriteName(p []byte, out *metric.Result) (PathBuilder, *metr
 // tagSize is what a tag held in a TagSet is charged: its own size.
 const tagSize = int(unsafe.Sizeof(metric.Tag{}))
 
+// HasTags reports whether a name written with Write held a ';', which
+// its replacement hides: the caller writes it again with WriteName. The
+// Carbon decoders write every name with Write first, so that an untagged
+// one costs what it did before tags (one flag, set on the path of the
+// bytes the sanitiser replaces).
+func (b PathBuilder) HasTags() bool { return b.st.semicolon }
+
 // recordRepairs notes in out each tag of the sample at path that ts (nil
 // for none) repaired or dropped; the error is the budget's, once passed.
 func recordRepairs(out *metric.Result, ts *metric.TagSet, path string) error {

@@ -217,7 +217,11 @@ func (d *pickleDecoder) sample(out *metric.Result, mc *pickleMachine, e *pval) e
 		return reject(out, b, metric.ReasonBadShape)
 	}
 	var buf [256]byte
-	b, tags := d.paths.Builder(buf[:0]).WriteName(mc.str(&pair[0]), out)
+	b := d.paths.Builder(buf[:0]).Write(mc.str(&pair[0]))
+	var tags *metric.TagSet
+	if b.HasTags() {
+		b, tags = d.paths.Builder(buf[:0]).WriteName(mc.str(&pair[0]), out)
+	}
 	if reason := b.Check(); reason != "" {
 		return reject(out, b, reason)
 	}

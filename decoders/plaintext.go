@@ -132,7 +132,11 @@ func (d *plaintext) decode(msg *metric.Message, out *metric.Result) error {
 		}
 
 		var buf [256]byte
-		b, tags := d.paths.Builder(buf[:0]).WriteName(fields[0], out)
+		b := d.paths.Builder(buf[:0]).Write(fields[0])
+		var tags *metric.TagSet
+		if b.HasTags() {
+			b, tags = d.paths.Builder(buf[:0]).WriteName(fields[0], out)
+		}
 		if n < 2 || n > 3 || n == 2 && d.cfg.MissingTimestamp != MissingReceiveTime {
 			if err := reject(out, b, ReasonBadLine); err != nil {
 				return err
