@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,9 @@ import (
 	"github.com/shovel-metrics/shovel/router/kafka"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
+
+// errNotTried marks an output checkConnect leaves alone.
+var errNotTried = errors.New("not tried")
 
 // connectTimeout bounds each service `config check --connect` tries.
 const connectTimeout = 10 * time.Second
@@ -99,6 +103,10 @@ func checkConnect(ctx context.Context, cfg *config.Config, w io.Writer, log *slo
 	}
 	wg.Wait()
 	for i, name := range names {
+		if errs[i] == errNotTried {
+			fmt.Fprintf(w, "--   outputs.%s: not tried (%s outputs are opened only by shovel route)\n", name, cfg.Outputs[name].Kind)
+			continue
+		}
 		report("outputs."+name, errs[i], "connected")
 	}
 	if failed > 0 {
@@ -115,13 +123,15 @@ func tryOutput(ctx context.Context, cfg *config.Config, name string, log *slog.L
 		return err
 	}
 	defer out.Close()
+	c, ok := out.(metric.Connectivity)
+	if !ok {
+		// An output that cannot tell whether it is connected (a file) is
+		// not tried: connecting it would create or truncate its file.
+		return errNotTried
+	}
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	err = out.Connect(ctx)
-	c, ok := out.(metric.Connectivity)
-	if !ok {
-		return err // an output that cannot tell: its first attempt says it
-	}
 	// Connect starts a dial and returns; once that dial has failed, it
 	// returns the failure (while the output backs off).
 	for !c.Connected() {

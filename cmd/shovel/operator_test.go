@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -94,28 +96,35 @@ func TestConfigCheckConnect(t *testing.T) {
 	b := startBroker(t, 1, "kpis.here", false)
 	pickle := carbontest.ListenPickle(t)
 	down := "127.0.0.1:" + deadPort(t)
+	archive := filepath.Join(t.TempDir(), "archive.txt")
+	require.NoError(t, os.WriteFile(archive, []byte("kept\n"), 0o600))
 	cfg := writeConfig(t, fmt.Sprintf(`
 kafka: {brokers: %q, topics: [kpis.here, kpis.missing, "^kpis\\..*"]}
-routes: [{match: {type: slice}, decoder: slice, outputs: [graphite]}]
+routes: [{match: {type: slice}, decoder: slice, outputs: [graphite, archive]}]
 outputs:
   graphite: {kind: carbon-pickle, address: %q, fallback: line}
   line: {kind: carbon-plaintext, address: %q, connect_timeout: 1s}
+  archive: {kind: file, path: %q, append: false}
 dead_letter: {topic: shovel.dead}
-`, b.Addr, pickle.Addr(), down))
+`, b.Addr, pickle.Addr(), down, archive))
 	code, out, errOut := runCaptured(t, "config", "check", "--connect", cfg)
 	require.Equal(t, exitRuntime, code, errOut)
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-	require.Len(t, lines, 7, out)
+	require.Len(t, lines, 8, out)
 	require.Regexp(t, `^FAIL outputs.line: carbon-plaintext "line": not connected, next attempt in \S+ \(last error: dial `+
-		regexp.QuoteMeta(down)+`: connection refused\)$`, lines[6])
+		regexp.QuoteMeta(down)+`: connection refused\)$`, lines[7])
 	require.Equal(t, strings.Join([]string{
 		fmt.Sprintf("ok   kafka.brokers: %s answered; the cluster advertises %s", b.Addr, b.Addr),
 		"ok   kafka.topics[0] kpis.here: exists",
 		"FAIL kafka.topics[1] kpis.missing: no such topic",
 		`ok   kafka.topics[2] ^kpis\..*: matches kpis.here`,
 		"FAIL dead_letter.topic shovel.dead: no such topic (create it: shovel route refuses to start without it)",
+		"--   outputs.archive: not tried (file outputs are opened only by shovel route)",
 		"ok   outputs.graphite: connected",
-	}, "\n"), strings.Join(lines[:6], "\n"))
+	}, "\n"), strings.Join(lines[:7], "\n"))
+	kept, err := os.ReadFile(archive)
+	require.NoError(t, err)
+	require.Equal(t, "kept\n", string(kept), "checking writes nothing, truncates nothing")
 	require.Contains(t, errOut, "shovel: config check --connect: 3 of 7 checks failed")
 }
 
