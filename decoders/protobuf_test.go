@@ -271,6 +271,11 @@ func protobufShapes(t testing.TB, n int) map[string][]byte {
 	}
 	shapes["empty gauges"], shapes["empty strings"], shapes["unknown fields"] = empty, strs, unknown
 	shapes["distinct map keys"], shapes["one message merged"] = mapKeys, merged
+	var codes []byte
+	for i := range n {
+		codes = protowire.AppendVarint(codes, uint64(i%100))
+	}
+	shapes["packed varints"] = protowire.AppendBytes(protowire.AppendTag(nil, 19, protowire.BytesType), codes)
 	return shapes
 }
 

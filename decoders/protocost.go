@@ -17,7 +17,11 @@ const (
 	pbMessageCost = 192 // a message: the Message and its field map
 	pbFieldCost   = 48  // a field set in a message (its map slot), besides its bytes
 	pbElemCost    = 48  // an element of a repeated field: a protoreflect.Value, twice while its list grows
-	pbEntryCost   = 96  // an entry of a map field, besides its bytes
+	// A packed element is charged the Value alone: one byte of a packed
+	// varint holds 24, and a real message with a long packed list of
+	// small numbers would otherwise pass its budget at 1 400 elements.
+	pbPackedCost = 24
+	pbEntryCost  = 96 // an entry of a map field, besides its bytes
 )
 
 // protoRecursionLimit is protobuf-go's default nesting limit: unmarshal
@@ -88,7 +92,7 @@ func protoWalk(b []byte, md protoreflect.MessageDescriptor, limit, cost, depth i
 		case fd.IsList():
 			if typ == protowire.BytesType && fd.Kind() != protoreflect.StringKind && fd.Kind() != protoreflect.BytesKind {
 				v, _ := protowire.ConsumeBytes(body)
-				cost += packedElems(v, typeOfKind(fd.Kind())) * pbElemCost
+				cost += packedElems(v, typeOfKind(fd.Kind())) * pbPackedCost
 			} else {
 				cost += pbElemCost + m
 			}
