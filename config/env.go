@@ -273,6 +273,3 @@ func setIn(node any, path []any, v any) (any, error) {
 // EnvUnused lists the SHOVEL_* variables that name no key of the config
 // (a typo, or a variable set for something else); they are ignored.
 func (c *Config) EnvUnused() []string { return c.envUnused }
-
-// EnvSet maps each key that a SHOVEL_* variable set to that variable.
-func (c *Config) EnvSet() map[string]string { return c.env }
