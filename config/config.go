@@ -33,7 +33,8 @@ type Config struct {
 	// Limits bounds what shovel does for any one message.
 	Limits Limits `mapstructure:"limits"`
 
-	// env maps each key set by a SHOVEL_* variable to the variable.
+	// env maps each key set by a SHOVEL_* variable to the variable, or by
+	// a command-line flag (--log-level) to the flag.
 	env map[string]string
 	// envUnused are SHOVEL_* variables that name no key.
 	envUnused []string
