@@ -170,6 +170,14 @@ func (b PathBuilder) WriteName(p []byte, out *metric.Result) (PathBuilder, *metr
 	b = start.Write(p[:i])
 	ts := out.TagSet()
 	tags := p[i+1:]
+	if len(tags) > rawTagsPerMax*b.s.max {
+		// Repairs and duplicates shrink tags, but not fourfold in any
+		// name a producer means (carbon's own line receiver drops lines
+		// past 16 KiB): a megabyte of them is refused unread, not parsed
+		// into 250 000 tags to find that out.
+		b.st.tooLong, b.st.tagAt = true, int32(len(b.buf))+1
+		return b, nil
+	}
 	// Read only, and appended (copied) by Tags before p can change.
 	ts.Parse(unsafe.String(unsafe.SliceData(tags), len(tags)))
 	// The tags are held, and sorted, before the path is checked: a name
@@ -178,6 +186,10 @@ func (b PathBuilder) WriteName(p []byte, out *metric.Result) (PathBuilder, *metr
 	_ = out.Charge(ts.Len() * tagSize)
 	return b.Tags(ts), ts
 }
+
+// rawTagsPerMax is how many times the longest path a name's tag text may
+// be before WriteName refuses it as too long without reading it.
+const rawTagsPerMax = 4
 
 // tagSize is what a tag held in a TagSet is charged: its own size.
 const tagSize = int(unsafe.Sizeof(metric.Tag{}))
