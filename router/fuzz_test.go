@@ -3,7 +3,8 @@ package router_test
 // FuzzHandle feeds arbitrary Kafka messages through a real router with the
 // real decoders: whatever the bytes, Handle must not panic, must
 // acknowledge the message exactly once, and must hand outputs only samples
-// that Carbon can carry safely. It lives in the external test package
+// that Carbon can carry safely, no more of them than the message's output
+// budget. It lives in the external test package
 // because the decoders import router packages; router itself cannot
 // import them.
 
@@ -11,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,8 +25,9 @@ import (
 // checkingOutput fails the fuzz target (through bad) on any sample an
 // output must never see.
 type checkingOutput struct {
-	mu  sync.Mutex
-	bad []string
+	mu    sync.Mutex
+	bad   []string
+	bytes int // what the samples written since takeBad cost (metric.Cost)
 }
 
 func (o *checkingOutput) Connect(context.Context) error { return nil }
@@ -33,6 +36,7 @@ func (o *checkingOutput) Write(_ context.Context, samples []metric.Sample) error
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, s := range samples {
+		o.bytes += metric.Cost(&s)
 		switch {
 		case !metric.ValidPath(s.Path):
 			o.bad = append(o.bad, fmt.Sprintf("unsafe path %q", s.Path))
@@ -45,12 +49,13 @@ func (o *checkingOutput) Write(_ context.Context, samples []metric.Sample) error
 	return nil
 }
 
-func (o *checkingOutput) takeBad() []string {
+// takeBad returns what was bad and what was written since the last call.
+func (o *checkingOutput) takeBad() ([]string, int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	bad := o.bad
-	o.bad = nil
-	return bad
+	bad, bytes := o.bad, o.bytes
+	o.bad, o.bytes = nil, 0
+	return bad, bytes
 }
 
 // fuzzRouter routes topic "<decoder>" to that registered decoder, for every
@@ -89,7 +94,13 @@ func fuzzRouter(f *testing.F, out *checkingOutput) (*router.Router, []string) {
 		f.Fatal(err)
 	}
 	routes = append(routes, router.Route{Match: m, Decoder: dec, DecoderName: "slice", Outputs: []string{"out"}})
-	topics = append(topics, "typed", "unrouted")
+	// Rules run after the decoder: what they add is held to the budget too.
+	if m, err = router.NewMatch("", "prefixed", nil); err != nil {
+		f.Fatal(err)
+	}
+	routes = append(routes, router.Route{Match: m, Decoder: dec, DecoderName: "slice", Outputs: []string{"out"},
+		Rules: []router.Rule{{AddPrefix: strings.Repeat("p", 200)}, {AddTag: "k=" + strings.Repeat("v", 100)}}})
+	topics = append(topics, "typed", "prefixed", "unrouted")
 
 	r, err := router.New(router.Config{
 		Routes: routes,
@@ -128,9 +139,18 @@ func FuzzHandle(f *testing.F) {
 		"\xff\xfe\x00",
 		"",
 	} {
-		for which := range uint8(4) {
+		for which := range uint8(8) {
 			f.Add(which, []byte(seed))
 		}
+	}
+	// 400 one-letter names: on the "prefixed" route, its rules would make
+	// them 140 KB, past the 64 KiB the message's size allows.
+	var names strings.Builder
+	for i := range 400 {
+		fmt.Fprintf(&names, `,"%c%c":%d`, 'a'+i%26, 'a'+i/26, i)
+	}
+	for which := range uint8(8) {
+		f.Add(which, []byte(`{"type":"slice","ts":1480000000,"data":{"a":{"x":0`+names.String()+`}}}`))
 	}
 	out := &checkingOutput{}
 	r, topics := fuzzRouter(f, out)
@@ -148,8 +168,13 @@ func FuzzHandle(f *testing.F) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("message on %s never acknowledged", msg.Topic)
 		}
-		if bad := out.takeBad(); len(bad) > 0 {
+		bad, written := out.takeBad()
+		if len(bad) > 0 {
 			t.Fatalf("topic %s, value %q: %v", msg.Topic, value, bad)
+		}
+		// What reaches the output is within the message's output budget.
+		if budget := metric.DefaultOutputLimits().Budget(msg.Size()); written > budget {
+			t.Fatalf("topic %s, value %q: %d bytes written, output budget %d", msg.Topic, value, written, budget)
 		}
 	})
 }
