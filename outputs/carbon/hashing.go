@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/shovel-metrics/shovel/router/metric"
 )
@@ -71,7 +72,11 @@ type pointRing struct {
 }
 
 func (r *pointRing) appendOrder(dst []int, path string, count int) []int {
-	r.key = appendRingKey(r.key[:0], path)
+	if len(path) > 0 && path[0] == '~' || strings.IndexByte(path, ';') >= 0 {
+		r.key = appendNormalizedKey(r.key[:0], path)
+	} else {
+		r.key = append(r.key[:0], path...)
+	}
 	pos := r.hash(r.key)
 	i, _ := slices.BinarySearchFunc(r.entries, pos, func(e ringEntry, p uint32) int {
 		switch {
@@ -253,8 +258,13 @@ func cmpInt64(a, b int64) int {
 // jump hash's bucket; for each further one the hash is stirred with
 // xorshift and the chosen bucket is replaced by the last one.
 func (r *jumpRing) appendOrder(dst []int, path string, count int) []int {
-	r.key = appendRingKey(r.key[:0], path)
-	h := fnv1a64(r.key)
+	var h uint64
+	if (len(path) == 0 || path[0] != '~') && strings.IndexByte(path, ';') < 0 { // plainRingKey, inlined by hand
+		h = fnv1a64(path)
+	} else {
+		r.key = appendNormalizedKey(r.key[:0], path)
+		h = fnv1a64(unsafe.String(unsafe.SliceData(r.key), len(r.key)))
+	}
 	left := copy(r.scratch, r.buckets)
 	for left > 0 && count > 0 {
 		j := jumpBucket(h, left)
@@ -272,7 +282,7 @@ func (r *jumpRing) appendOrder(dst []int, path string, count int) []int {
 
 // fnv1a64 is carbon-c-relay's fnv1a_64 macro, with the same sign extension
 // of bytes from 0x80 up as fnv1a32.
-func fnv1a64(s []byte) uint64 {
+func fnv1a64(s string) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {
 		h = (h ^ uint64(int64(int8(s[i])))) * 1099511628211
@@ -292,12 +302,23 @@ func jumpBucket(key uint64, buckets int) int {
 	return int(b)
 }
 
+// plainRingKey reports whether path is hashed as it is: no tags, no
+// leading '~' (nearly every name).
+func plainRingKey(path string) bool {
+	return strings.IndexByte(path, ';') < 0 && (len(path) == 0 || path[0] != '~')
+}
+
 // appendRingKey appends what the rings hash for path: its carbon
 // normalized form, or path itself when carbon could not normalize it.
 func appendRingKey(dst []byte, path string) []byte {
-	if path == "" || path[0] != '~' && strings.IndexByte(path, ';') < 0 {
+	if plainRingKey(path) {
 		return append(dst, path...)
 	}
+	return appendNormalizedKey(dst, path)
+}
+
+// appendNormalizedKey is appendRingKey for a name that is not plain.
+func appendNormalizedKey(dst []byte, path string) []byte {
 	if n, err := metric.AppendNormalized(dst, path); err == nil {
 		return n
 	}
