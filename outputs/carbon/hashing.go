@@ -259,7 +259,7 @@ func cmpInt64(a, b int64) int {
 // xorshift and the chosen bucket is replaced by the last one.
 func (r *jumpRing) appendOrder(dst []int, path string, count int) []int {
 	var h uint64
-	if (len(path) == 0 || path[0] != '~') && strings.IndexByte(path, ';') < 0 { // plainRingKey, inlined by hand
+	if (len(path) == 0 || path[0] != '~') && strings.IndexByte(path, ';') < 0 { // no tags, no leading '~'
 		h = fnv1a64(path)
 	} else {
 		r.key = appendNormalizedKey(r.key[:0], path)
@@ -302,22 +302,10 @@ func jumpBucket(key uint64, buckets int) int {
 	return int(b)
 }
 
-// plainRingKey reports whether path is hashed as it is: no tags, no
-// leading '~' (nearly every name).
-func plainRingKey(path string) bool {
-	return strings.IndexByte(path, ';') < 0 && (len(path) == 0 || path[0] != '~')
-}
-
-// appendRingKey appends what the rings hash for path: its carbon
-// normalized form, or path itself when carbon could not normalize it.
-func appendRingKey(dst []byte, path string) []byte {
-	if plainRingKey(path) {
-		return append(dst, path...)
-	}
-	return appendNormalizedKey(dst, path)
-}
-
-// appendNormalizedKey is appendRingKey for a name that is not plain.
+// appendNormalizedKey appends what the rings hash for a name that holds
+// a ';' or starts with '~': its carbon normalized form, or the name itself
+// when carbon could not normalize it. (Every other name is hashed as it
+// is; the rings test for that inline, which is all an untagged name costs.)
 func appendNormalizedKey(dst []byte, path string) []byte {
 	if n, err := metric.AppendNormalized(dst, path); err == nil {
 		return n
