@@ -171,6 +171,7 @@ func newProtobuf(decode metric.DecodeConfig, _ metric.Env) (metric.Decoder, erro
 type protobufDecoder struct {
 	cfg     ProtobufConfig
 	md      protoreflect.MessageDescriptor
+	shape   *pbMessageShape // md's fields, for protoParseCost
 	paths   *PathSanitizer
 	tmpl    fieldTemplate
 	refs    [][]fieldRef // per template part, its alternatives
@@ -266,7 +267,7 @@ func buildProtobuf(cfg ProtobufConfig) (*protobufDecoder, error) {
 		}
 		return nil, fmt.Errorf("message: %s declares no message %q (it declares %s)", cfg.Proto, cfg.Message, strings.Join(names, ", "))
 	}
-	d := &protobufDecoder{cfg: cfg, md: md, paths: NewPathSanitizer(cfg.Sanitize)}
+	d := &protobufDecoder{cfg: cfg, md: md, shape: protoShapeOf(md), paths: NewPathSanitizer(cfg.Sanitize)}
 	d.pool.New = func() any { return dynamicpb.NewMessage(md) }
 
 	var errs []error
@@ -506,15 +507,14 @@ func (d *protobufDecoder) Decode(msg *metric.Message, out *metric.Result) error 
 	if len(msg.Value) > d.cfg.MaxMessageBytes {
 		return metric.Rejectf(metric.ReasonTooLarge, "%d bytes, limit %d", len(msg.Value), d.cfg.MaxMessageBytes)
 	}
-	// dynamicpb holds 10 to 20 times a real message's size (a message per
-	// element of a repeated message, a Go map per message), and nearly 100
-	// times a hostile one's (empty elements of two bytes each): what it
-	// would hold is held to the output budget, before it is built. Apart
-	// from the samples' charges: it is gone once they are built, and a
-	// real message of 1 000 elements must not fail a budget sized for its
-	// samples (docs/limits.md).
-	if out.Budget > 0 && protoParseCost(msg.Value, d.md, out.Budget) > out.Budget {
-		return metric.Rejectf(metric.ReasonOverBudget, "%s: parsed, it would hold more than the output budget of %d bytes for this message", d.md.FullName(), out.Budget)
+	// dynamicpb holds 15 to 35 times the size of a real message of
+	// repeated {name, value} elements (a Message and a Go map for each),
+	// and 100 to 170 times a hostile one's (empty elements of two bytes
+	// each): what it would hold is held to protoParseBudgets output
+	// budgets, before it is built. Apart from the samples' charges: the
+	// parse is gone once they are built (docs/limits.md).
+	if limit := protoParseBudgets * out.Budget; out.Budget > 0 && protoParseCost(msg.Value, d.shape, limit) > limit {
+		return metric.Rejectf(metric.ReasonOverBudget, "%s: parsed, it would hold more than %d times the output budget of %d bytes for this message", d.md.FullName(), protoParseBudgets, out.Budget)
 	}
 	m := d.pool.Get().(*dynamicpb.Message)
 	defer func() {

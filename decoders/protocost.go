@@ -8,14 +8,15 @@ import (
 // What a dynamicpb.Message holds once unmarshalled, per thing on the wire,
 // as measured live (after a GC) with protobuf-go v1.36 by
 // TestProtobufParseCostModel. Every occurrence of a message field is
-// charged a message, merged into the last one or not: merging costs time. dynamicpb builds a Go map and a Message for
-// every message on the wire, so a repeated message of empty elements,
-// two bytes each, holds about 190 bytes per element: a 1 MB message of
-// them was 190 MB allocated and 1.4 s of CPU, charged nothing, before
-// protoParseCost.
+// charged a message, merged into the last one or not: merging costs time.
+// dynamicpb builds a Go map and a Message for every message on the wire,
+// so a repeated message of empty elements, two bytes each, holds about
+// 190 bytes per element: a 1 MB message of them was 190 MB allocated and
+// 1.4 s of CPU, charged nothing, before protoParseCost.
 const (
-	pbMessageCost = 192 // a message: the Message and its field map
-	pbFieldCost   = 48  // a field set in a message (its map slot), besides its bytes
+	pbMessageCost = 192 // a message: the Message and its empty maps
+	pbFieldsCost  = 160 // a message's first field: its map's first slots
+	pbFieldCost   = 32  // a field set in a message (a slot), besides its bytes
 	pbElemCost    = 48  // an element of a repeated field: a protoreflect.Value, twice while its list grows
 	// A packed element is charged the Value alone: one byte of a packed
 	// varint holds 24, and a real message with a long packed list of
@@ -24,29 +25,105 @@ const (
 	pbEntryCost  = 96 // an entry of a map field, besides its bytes
 )
 
+// protoParseBudgets is how many output budgets a message's parse may
+// hold. dynamicpb holds 33 times the size of a message of {name, value}
+// elements with two-letter names (TestProtobufParseCostModel), twice the
+// default ratio: three budgets let such messages through and refuse
+// what only a hostile message holds (empty elements: 100 times and more).
+const protoParseBudgets = 3
+
 // protoRecursionLimit is protobuf-go's default nesting limit: unmarshal
 // refuses deeper messages, so the walk need not go further.
 const protoRecursionLimit = 10000
 
-// protoParseCost walks b, the wire form of a message of type md, and adds
+// pbFieldShape is what the walk needs of a field, resolved once from its
+// descriptor: asking the descriptor for each field on the wire was half
+// the walk's time.
+type pbFieldShape struct {
+	known  bool
+	wire   protowire.Type // the wire type unmarshal reads it from (unpacked)
+	list   bool
+	packed bool // a repeated scalar, which may come packed (bytes)
+	isMap  bool
+	sub    *pbMessageShape // a message field's, or a map's message values'
+}
+
+// pbMessageShape is a message's fields by number.
+type pbMessageShape struct {
+	dense  []pbFieldShape // numbers below len(dense)
+	sparse map[protowire.Number]*pbFieldShape
+}
+
+func (m *pbMessageShape) field(num protowire.Number) *pbFieldShape {
+	if int(num) < len(m.dense) {
+		return &m.dense[num]
+	}
+	return m.sparse[num] // nil: unknown
+}
+
+// protoShapeOf resolves md's fields, and those of the messages they hold,
+// once (a recursive message refers to its own shape).
+func protoShapeOf(md protoreflect.MessageDescriptor) *pbMessageShape {
+	return buildShape(md, map[protoreflect.FullName]*pbMessageShape{})
+}
+
+func buildShape(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]*pbMessageShape) *pbMessageShape {
+	if s, ok := seen[md.FullName()]; ok {
+		return s
+	}
+	s := &pbMessageShape{}
+	seen[md.FullName()] = s
+	fields := md.Fields()
+	maxDense := protowire.Number(0)
+	for i := range fields.Len() {
+		if n := fields.Get(i).Number(); n < 256 {
+			maxDense = max(maxDense, n)
+		}
+	}
+	s.dense = make([]pbFieldShape, maxDense+1)
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		f := pbFieldShape{known: true, wire: typeOfKind(fd.Kind()), list: fd.IsList(), isMap: fd.IsMap()}
+		f.packed = f.list && f.wire != protowire.BytesType && f.wire != protowire.StartGroupType
+		switch {
+		case fd.IsMap():
+			if vd := fd.MapValue(); vd.Message() != nil {
+				f.sub = buildShape(vd.Message(), seen)
+			}
+		case fd.Message() != nil:
+			f.sub = buildShape(fd.Message(), seen)
+		}
+		if n := fd.Number(); n < protowire.Number(len(s.dense)) {
+			s.dense[n] = f
+		} else {
+			if s.sparse == nil {
+				s.sparse = map[protowire.Number]*pbFieldShape{}
+			}
+			s.sparse[n] = &f
+		}
+	}
+	return s
+}
+
+// protoParseCost walks b, the wire form of a message of shape s, and adds
 // up what unmarshalling it into a dynamicpb.Message will hold, after the
 // pb*Cost figures, without allocating: linear in len(b), whatever it
 // holds. It stops once the sum passes limit (and returns it), and at the
 // first malformed field, leaving that for unmarshal to report.
-func protoParseCost(b []byte, md protoreflect.MessageDescriptor, limit int) int {
-	cost, _ := protoWalk(b, md, limit, 0, 0)
+func protoParseCost(b []byte, s *pbMessageShape, limit int) int {
+	cost, _ := protoWalk(b, s, limit, 0, 0)
 	return cost
 }
 
-// protoWalk adds the cost of the fields in b to cost. group, when not 0,
-// is the number of the group b is inside: its end tag ends the walk. It
-// returns the cost and the bytes consumed (including a group's end tag).
-func protoWalk(b []byte, md protoreflect.MessageDescriptor, limit, cost, depth int) (int, int) {
+// protoWalk adds the cost of the fields in b to cost. It returns at the
+// end of b or at an end-group tag (the end of the group it walks), with
+// the cost and the bytes consumed (the end tag included).
+func protoWalk(b []byte, s *pbMessageShape, limit, cost, depth int) (int, int) {
 	if depth > protoRecursionLimit {
 		return cost, len(b)
 	}
-	fields := md.Fields()
 	start := len(b)
+	fields := false // whether a known field has been met: the map's first slots
 	for len(b) > 0 && cost <= limit {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -56,12 +133,15 @@ func protoWalk(b []byte, md protoreflect.MessageDescriptor, limit, cost, depth i
 			return cost, start - len(b) + n
 		}
 		body := b[n:]
-		fd := fields.ByNumber(num)
-		if fd != nil && fd.Message() != nil && typ == protowire.StartGroupType && typ == typeOfKind(fd.Kind()) {
+		f := s.field(num)
+		if f != nil && f.known && !fields {
+			fields, cost = true, cost+pbFieldsCost
+		}
+		if f != nil && f.known && f.sub != nil && !f.isMap && typ == protowire.StartGroupType && f.wire == typ {
 			// A group is walked once, where it is: measuring it first
 			// (ConsumeFieldValue) would scan nested groups once per level.
 			var m int
-			cost, m = protoWalk(body, fd.Message(), limit, cost+pbFieldCost+pbMessageCost, depth+1)
+			cost, m = protoWalk(body, f.sub, limit, cost+pbFieldCost+pbMessageCost, depth+1)
 			b = body[m:]
 			continue
 		}
@@ -69,33 +149,31 @@ func protoWalk(b []byte, md protoreflect.MessageDescriptor, limit, cost, depth i
 		if m < 0 {
 			return cost, start
 		}
-		field := b[:n+m]
 		b = body[m:]
-		if fd == nil || !wireTypeFits(fd, typ) {
-			cost += len(field) // kept as unknown bytes
+		if f == nil || !f.known || !(typ == f.wire || f.list && typ == protowire.BytesType && f.wire != protowire.StartGroupType) {
+			cost += n + m // kept as unknown bytes
 			continue
 		}
 		switch {
-		case fd.IsMap():
+		case f.isMap:
 			cost += pbEntryCost + m
-			if vd := fd.MapValue(); vd.Message() != nil {
-				cost = protoEntryValueCost(body[:m], vd.Message(), limit, cost, depth+1)
+			if f.sub != nil {
+				entry, _ := protowire.ConsumeBytes(body)
+				cost = protoEntryValueCost(entry, f.sub, limit, cost, depth+1)
 			}
-		case fd.Message() != nil:
-			if fd.IsList() {
+		case f.sub != nil:
+			if f.list {
 				cost += pbElemCost
 			} else {
 				cost += pbFieldCost
 			}
 			v, _ := protowire.ConsumeBytes(body)
-			cost, _ = protoWalk(v, fd.Message(), limit, cost+pbMessageCost, depth+1)
-		case fd.IsList():
-			if typ == protowire.BytesType && fd.Kind() != protoreflect.StringKind && fd.Kind() != protoreflect.BytesKind {
-				v, _ := protowire.ConsumeBytes(body)
-				cost += packedElems(v, typeOfKind(fd.Kind())) * pbPackedCost
-			} else {
-				cost += pbElemCost + m
-			}
+			cost, _ = protoWalk(v, f.sub, limit, cost+pbMessageCost, depth+1)
+		case f.packed && typ == protowire.BytesType:
+			v, _ := protowire.ConsumeBytes(body)
+			cost += packedElems(v, f.wire) * pbPackedCost
+		case f.list:
+			cost += pbElemCost + m
 		default:
 			cost += pbFieldCost + m
 		}
@@ -104,7 +182,7 @@ func protoWalk(b []byte, md protoreflect.MessageDescriptor, limit, cost, depth i
 }
 
 // protoEntryValueCost adds the cost of a map entry's message value.
-func protoEntryValueCost(entry []byte, md protoreflect.MessageDescriptor, limit, cost, depth int) int {
+func protoEntryValueCost(entry []byte, s *pbMessageShape, limit, cost, depth int) int {
 	for len(entry) > 0 {
 		num, typ, n := protowire.ConsumeTag(entry)
 		if n < 0 {
@@ -117,18 +195,11 @@ func protoEntryValueCost(entry []byte, md protoreflect.MessageDescriptor, limit,
 		}
 		if num == 2 && typ == protowire.BytesType {
 			v, _ := protowire.ConsumeBytes(entry)
-			cost, _ = protoWalk(v, md, limit, cost+pbMessageCost, depth)
+			cost, _ = protoWalk(v, s, limit, cost+pbMessageCost, depth)
 		}
 		entry = entry[m:]
 	}
 	return cost
-}
-
-// wireTypeFits reports whether unmarshal reads a field of fd's kind
-// from wire type typ (else it keeps the field as unknown bytes).
-func wireTypeFits(fd protoreflect.FieldDescriptor, typ protowire.Type) bool {
-	want := typeOfKind(fd.Kind())
-	return typ == want || fd.IsList() && typ == protowire.BytesType && want != protowire.StartGroupType
 }
 
 // typeOfKind is the wire type of a field of kind k (unpacked).
