@@ -11,6 +11,7 @@ import (
 	"github.com/shovel-metrics/shovel/outputs"
 	"github.com/shovel-metrics/shovel/router"
 	"github.com/shovel-metrics/shovel/router/consul"
+	"github.com/shovel-metrics/shovel/router/memory"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 
@@ -31,6 +32,14 @@ type buildOptions struct {
 	now        func() time.Time
 	deadLetter router.DeadLetter
 	stats      *router.Stats
+	budget     *memory.Budget
+}
+
+// WithBudget makes the router charge what it holds to budget, which the
+// Kafka consumer and every router generation share (see memory.New).
+// Without it the router gets a budget of its own of c.Limits.Memory.
+func WithBudget(budget *memory.Budget) BuildOption {
+	return func(o *buildOptions) { o.budget = budget }
 }
 
 // WithStats makes the router count into stats (see router.NewStats), so
@@ -94,6 +103,9 @@ func Build(c *Config, log *slog.Logger, opts ...BuildOption) (*Built, error) {
 		return d, nil
 	}
 
+	if bo.budget == nil {
+		bo.budget = memory.New(int64(c.Limits.Memory))
+	}
 	rc := router.Config{
 		Logger: log.With("component", "router"),
 		Window: router.TimeWindow{
@@ -103,6 +115,8 @@ func Build(c *Config, log *slog.Logger, opts ...BuildOption) (*Built, error) {
 		DeadLetter: bo.deadLetter,
 		Stats:      bo.stats,
 		Output:     c.Limits.OutputLimits(),
+		Budget:     bo.budget,
+		Workers:    c.Kafka.Workers,
 	}
 	for _, name := range sortedKeys(c.Outputs) {
 		o := c.Outputs[name]

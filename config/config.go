@@ -52,8 +52,9 @@ type Kafka struct {
 	Start   string   `mapstructure:"start"`
 	// Settings are librdkafka consumer properties, passed through.
 	Settings map[string]any `mapstructure:"settings"`
-	// Workers is how many partitions are decoded in parallel, each in
-	// order; 0 means one per CPU.
+	// Workers is how many messages are decoded at once; 0 means one per
+	// CPU. Each assigned partition has its own goroutine and stays in
+	// order; a message holds a worker only while it is decoded.
 	Workers int `mapstructure:"workers"`
 	// InstanceID is the consumer's group.instance.id (static membership:
 	// a restarted shovel gets its partitions back at once). "" picks

@@ -55,7 +55,7 @@ func TestGoodFile(t *testing.T) {
 	require.Equal(t, DefaultMaxFuture, c.Timestamps.MaxFuture, "unset keys keep their defaults")
 	require.Equal(t, "clamp", c.Timestamps.OutOfWindow)
 	require.Equal(t, "shovel.dead", c.DeadLetter.Topic)
-	require.Equal(t, Limits{OutputRatio: 8, OutputMin: 128 << 10}, c.Limits)
+	require.Equal(t, Limits{OutputRatio: 8, OutputMin: 128 << 10, Memory: 96 << 20}, c.Limits)
 	_, err = Build(c, nil)
 	require.NoError(t, err)
 }
@@ -128,6 +128,7 @@ func TestBadFiles(t *testing.T) {
 			`timestamps.out_of_window: must be "reject" or "clamp", got "wrap"`,
 			"limits.output_ratio: must be between 1 and 65536, got 0.5",
 			"limits.output_min: must be between 4128 bytes (one sample of the longest path) and 1073741824, got 100",
+			"limits.memory: must be between 4194304 (4MiB) and 1099511627776 (1TiB) bytes, got 1048576",
 		}},
 	}
 	for _, tt := range tests {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/shovel-metrics/shovel/router/memory"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 
@@ -20,11 +21,15 @@ type Limits struct {
 	// whole as output_budget, and dead-lettered.
 	OutputRatio float64  `mapstructure:"output_ratio"`
 	OutputMin   ByteSize `mapstructure:"output_min"`
+	// Memory is the memory budget (see docs/memory.md): the bytes shovel
+	// may hold for messages, decoded samples, queued batches and dead
+	// letters in flight before it pauses consumption.
+	Memory ByteSize `mapstructure:"memory"`
 }
 
 // DefaultLimits returns the limits a file that leaves them out gets.
 func DefaultLimits() Limits {
-	return Limits{OutputRatio: metric.DefaultOutputRatio, OutputMin: metric.DefaultOutputMin}
+	return Limits{OutputRatio: metric.DefaultOutputRatio, OutputMin: metric.DefaultOutputMin, Memory: memory.DefaultLimit}
 }
 
 // Bounds of the output budget's settings: below a ratio of 1 even a
@@ -36,6 +41,8 @@ const (
 	maxOutputRatio          = 1 << 16
 	minOutputMin            = ByteSize(metric.MaxPathLen + metric.SampleOverhead)
 	maxOutputMin   ByteSize = 1 << 30
+	minMemory               = ByteSize(memory.MinLimit)
+	maxMemory      ByteSize = 1 << 40
 )
 
 // OutputLimits returns the router's form of the output budget.
@@ -49,6 +56,9 @@ func (l Limits) validate(bad func(key, format string, args ...any)) {
 	}
 	if m := l.OutputMin; m < minOutputMin || m > maxOutputMin {
 		bad("limits.output_min", "must be between %d bytes (one sample of the longest path) and %d, got %d", minOutputMin, maxOutputMin, m)
+	}
+	if m := l.Memory; m < minMemory || m > maxMemory {
+		bad("limits.memory", "must be between %d (4MiB) and %d (1TiB) bytes, got %d", minMemory, maxMemory, m)
 	}
 }
 

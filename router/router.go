@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shovel-metrics/shovel/router/internal/ratelimit"
+	"github.com/shovel-metrics/shovel/router/memory"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 
@@ -43,6 +45,14 @@ type Config struct {
 	// Output bounds what each message may decode into (Result.Budget);
 	// zero fields take metric.DefaultOutputLimits.
 	Output metric.OutputLimits
+	// Budget is the memory budget that decoded samples, queued batches and
+	// dead letters in flight are charged to. Share one with the Kafka
+	// consumer and every router generation; nil makes a default one.
+	Budget *memory.Budget
+	// Workers is how many messages are decoded at once (0: one per CPU).
+	// A message holds its slot only while it is decoded, never while it
+	// waits for an output's queue, so a stalled output holds no slot.
+	Workers int
 }
 
 // TimeWindow keeps a producer with a wrong clock from writing into whisper
@@ -96,8 +106,12 @@ type OutputConfig struct {
 	// FlushInterval bounds how long a sample waits for its batch to fill.
 	FlushInterval time.Duration
 	// QueueSize is how many messages may wait for this output before the
-	// router stops taking new ones; it bounds memory while Carbon is away.
+	// router stops taking new ones.
 	QueueSize int
+	// QueueBytes bounds the bytes of samples waiting for this output (as
+	// the memory budget counts them); 0 gives each output an equal part
+	// of half the budget. It is what bounds memory while Carbon is away.
+	QueueBytes int64
 }
 
 // Defaults for OutputConfig fields left zero.
@@ -121,8 +135,9 @@ type Router struct {
 	output metric.OutputLimits
 	dead   DeadLetter
 	now    func() time.Time
+	budget *memory.Budget
+	slots  chan struct{} // one per decode in progress
 
-	scratch sync.Pool // *scratch, one per Handle call in flight
 	tallies sync.Pool // *tally, one per Handle call in flight
 
 	runCtx    context.Context
@@ -142,6 +157,14 @@ type compiledRoute struct {
 	// counted counts a message the route took, the samples it delivered
 	// and those its rules dropped.
 	counted func(samples, ruleDropped int)
+	// scratch is per route, so that the chunks deliveries are carved from
+	// hold one route's samples: a route whose output is stalled pins only
+	// its own chunks, not chunks mostly filled by other routes' delivered
+	// samples.
+	scratch *sync.Pool // *scratch, one per route call in flight
+	// copies is how many times a sample is held: the delivery, and a copy
+	// in each sink's batch.
+	copies int
 	// checkPaths is false when the decoder vouches for its paths
 	// (metric.CheckedPaths) and no rule of the route changes them.
 	checkPaths bool
@@ -167,7 +190,17 @@ func New(cfg Config) (*Router, error) {
 	if cfg.Output.Min <= 0 {
 		cfg.Output.Min = metric.DefaultOutputMin
 	}
+	budget := cfg.Budget
+	if budget == nil {
+		budget = memory.New(0)
+	}
+	workers := cfg.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
 	r := &Router{
+		budget:  budget,
+		slots:   make(chan struct{}, workers),
 		sinks:   make(map[string]*sink, len(cfg.Outputs)),
 		log:     log,
 		limit:   stats.logLimit, // shared by every generation, as the counters are
@@ -196,7 +229,10 @@ func New(cfg Config) (*Router, error) {
 		if err != nil {
 			return nil, err
 		}
-		s, err := newSink(oc, chain, guarded, r.stats, log.With("output", oc.Name))
+		if oc.QueueBytes <= 0 {
+			oc.QueueBytes = budget.Limit() / 2 / int64(len(cfg.Outputs))
+		}
+		s, err := newSink(oc, chain, guarded, r.stats, budget.Gate(oc.Name), log.With("output", oc.Name))
 		if err != nil {
 			return nil, fmt.Errorf("router: metrics: %w", err)
 		}
@@ -220,6 +256,7 @@ func New(cfg Config) (*Router, error) {
 		rt.Rules = rules
 		vouched, _ := rt.Decoder.(metric.CheckedPaths)
 		cr := compiledRoute{Route: rt, decoded: r.stats.decodedCounter(rt.DecoderName), counted: r.stats.routeCounter(rt.Name),
+			scratch:    &sync.Pool{},
 			checkPaths: vouched == nil || !vouched.PathsChecked() || rulesChangePaths(rules)}
 		for _, name := range rt.Outputs {
 			s, ok := r.sinks[name]
@@ -228,6 +265,7 @@ func New(cfg Config) (*Router, error) {
 			}
 			cr.sinks = append(cr.sinks, s)
 		}
+		cr.copies = 1 + len(cr.sinks)
 		r.routes = append(r.routes, cr)
 	}
 	return r, nil
@@ -283,7 +321,7 @@ func (r *Router) Stats() *Stats { return r.stats }
 // first, in which case done is never called and the message must not be
 // committed.
 func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) error {
-	g := &ackGroup{done: done}
+	g := &ackGroup{done: done, budget: r.budget}
 	g.pending.Store(1) // Handle's own hold, released once every route has enqueued
 	// Counted once handled: a message Handle gives up on (shutdown, a
 	// reload's abort) is handled again later, by the next generation or
@@ -306,6 +344,7 @@ func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) e
 		}
 		matched = true
 		if err := r.route(ctx, rt, msg, g, t); err != nil {
+			g.abandon()
 			return err
 		}
 		if !rt.Continue {
@@ -317,6 +356,7 @@ func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) e
 		what := noRouteWhat(reason)
 		t.reject(msg, "", reason, what, nil)
 		if err := r.deadLetter(ctx, msg, reason, what, g); err != nil {
+			g.abandon()
 			return err
 		}
 	}
@@ -328,16 +368,7 @@ func (r *Router) Handle(ctx context.Context, msg *metric.Message, done func()) e
 
 // route decodes msg with rt's decoder and enqueues its samples to rt's outputs.
 func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Message, g *ackGroup, t *tally) error {
-	sc, _ := r.scratch.Get().(*scratch)
-	if sc == nil {
-		sc = &scratch{}
-	}
-	defer func() {
-		sc.res.Trim() // a large message's room is not kept for the next
-		r.scratch.Put(sc)
-	}()
-	samples, dropped, skip, err := r.decide(rt, msg, &sc.res, t)
-	t.routes = append(t.routes, routeTally{rt.counted, len(samples), dropped})
+	d, skip, err := r.decode(rt, msg, g, t)
 	if skip != "" {
 		// Not for this decoder, and rightly so: counted, not logged,
 		// not dead-lettered; the message is acknowledged.
@@ -349,19 +380,49 @@ func (r *Router) route(ctx context.Context, rt *compiledRoute, msg *metric.Messa
 		t.reject(msg, rt.DecoderName, reason, err.Error(), nil)
 		return r.deadLetter(ctx, msg, reason, err.Error(), g)
 	}
-	if len(samples) == 0 {
+	if d == nil {
 		return nil
 	}
-	t.decoded = append(t.decoded, decodedTally{rt.decoded, len(samples)})
-	// One copy shared read-only by every sink: res is reused by the next call.
-	d := g.delivery(sc.carve(samples))
+	t.decoded = append(t.decoded, decodedTally{rt.decoded, len(d.samples)})
 	g.pending.Add(int32(len(rt.sinks)))
-	for _, s := range rt.sinks {
+	for i, s := range rt.sinks {
 		if err := s.enqueue(ctx, r.aborted, d); err != nil {
+			// The sinks that did not get d will never acknowledge it.
+			g.pending.Add(-int32(len(rt.sinks) - i))
 			return err
 		}
 	}
 	return nil
+}
+
+// decode runs decide in one of the router's decode slots and returns the
+// delivery for rt's outputs, charged to the budget; nil when nothing is
+// left to deliver, with decide's skip reason or error if it gave one. The
+// slot is given back before any wait for an output's queue.
+func (r *Router) decode(rt *compiledRoute, msg *metric.Message, g *ackGroup, t *tally) (*delivery, string, error) {
+	r.slots <- struct{}{}
+	defer func() { <-r.slots }()
+	sc, _ := rt.scratch.Get().(*scratch)
+	if sc == nil {
+		sc = &scratch{}
+	}
+	defer func() {
+		sc.res.Trim() // a large message's room is not kept for the next
+		rt.scratch.Put(sc)
+	}()
+	samples, dropped, skip, err := r.decide(rt, msg, &sc.res, t)
+	t.routes = append(t.routes, routeTally{rt.counted, len(samples), dropped})
+	if skip != "" || err != nil || len(samples) == 0 {
+		return nil, skip, err
+	}
+	// One copy shared read-only by every sink: res is reused by the next call.
+	d := g.delivery(sc.carve(samples))
+	d.cost = int64(rt.copies * metric.SampleOverhead * len(samples))
+	for i := range samples {
+		d.cost += int64(len(samples[i].Path))
+	}
+	g.charge(d.cost)
+	return d, "", nil
 }
 
 // rejecter takes the samples (and messages) the router drops: the router
@@ -534,19 +595,46 @@ func (r *Router) deadLetter(ctx context.Context, msg *metric.Message, reason, de
 		}
 		return nil
 	}
+	// The writer holds the message until the broker has it.
+	cost := memory.MessageCost(msg)
+	r.budget.Charge(memory.DeadLetters, cost)
 	g.pending.Add(1)
-	if err := r.dead.Send(ctx, msg, reason, detail, g.ack); err != nil {
+	if err := r.dead.Send(ctx, msg, reason, detail, func() {
+		r.budget.Release(memory.DeadLetters, cost)
+		g.ack()
+	}); err != nil {
+		r.budget.Release(memory.DeadLetters, cost)
+		g.pending.Add(-1)
 		return err
 	}
 	r.stats.deadLetter()
 	return nil
 }
 
-// ackGroup calls done when every delivery of one message has been taken.
+// ackGroup calls done when every delivery of one message has been taken,
+// and then returns what its deliveries were charged to the budget.
 type ackGroup struct {
 	pending atomic.Int32
 	done    func()
 	first   delivery // the first route's, allocated with the group (in use once its group is set)
+	budget  *memory.Budget
+	// charged is written by Handle's goroutine only, before Handle
+	// releases its own hold; the last ack reads it.
+	charged   int64
+	abandoned atomic.Bool // Handle gave up: release, but never call done
+}
+
+func (g *ackGroup) charge(n int64) {
+	g.charged += n
+	g.budget.Charge(memory.Samples, n)
+}
+
+// abandon releases Handle's hold on a message it gave up on: what its
+// outputs took is delivered and released, but the message is never
+// acknowledged.
+func (g *ackGroup) abandon() {
+	g.abandoned.Store(true)
+	g.ack()
 }
 
 // delivery returns a delivery of samples that acknowledges to g.
@@ -586,7 +674,12 @@ func (sc *scratch) carve(samples []metric.Sample) []metric.Sample {
 
 func (g *ackGroup) ack() {
 	if g.pending.Add(-1) == 0 {
-		g.done()
+		if g.charged != 0 {
+			g.budget.Release(memory.Samples, g.charged)
+		}
+		if !g.abandoned.Load() {
+			g.done()
+		}
 	}
 }
 
@@ -803,7 +896,8 @@ func (r *Router) Inject(outputs []string, samples []metric.Sample) error {
 	if r.closed {
 		return errors.New("router: inject: closed")
 	}
-	d := &delivery{samples: samples, group: &ackGroup{done: func() {}}}
+	// Not charged: a few hundred samples a report, and Inject never waits.
+	d := &delivery{samples: samples, group: &ackGroup{done: func() {}, budget: r.budget}}
 	var skipped []string
 	for _, name := range outputs {
 		s, ok := r.sinks[name]

@@ -2,10 +2,12 @@ package router
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/shovel-metrics/shovel/router/memory"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 
@@ -15,6 +17,9 @@ import (
 type delivery struct {
 	samples []metric.Sample
 	group   *ackGroup
+	// cost is what the samples are charged to the budget, and what each
+	// sink's queue holds for them until its output has taken them.
+	cost int64
 }
 
 func (d *delivery) ack() { d.group.ack() }
@@ -40,6 +45,7 @@ type sink struct {
 	primary    *guardedOutput
 	fallbacks  []*guardedOutput // the fallback chain, in order
 	in         chan *delivery
+	gate       *memory.Gate // the output's queue bytes, shared across generations
 	batchSize  int
 	flushEvery time.Duration
 	stats      *outputStats
@@ -94,9 +100,11 @@ func (s *sink) setState(st sinkState, errText string) {
 	s.mu.Unlock()
 }
 
-func newSink(oc OutputConfig, fallbacks []string, outs map[string]*guardedOutput, stats *Stats, log *slog.Logger) (*sink, error) {
+func newSink(oc OutputConfig, fallbacks []string, outs map[string]*guardedOutput, stats *Stats, gate *memory.Gate, log *slog.Logger) (*sink, error) {
+	gate.SetLimit(oc.QueueBytes)
 	s := &sink{
 		name:       oc.Name,
+		gate:       gate,
 		primary:    outs[oc.Name],
 		batchSize:  orDefault(oc.BatchSize, DefaultBatchSize),
 		flushEvery: orDefault(oc.FlushInterval, DefaultFlushInterval),
@@ -107,7 +115,7 @@ func newSink(oc OutputConfig, fallbacks []string, outs map[string]*guardedOutput
 		s.fallbacks = append(s.fallbacks, outs[fb])
 	}
 	var err error
-	s.stats, err = stats.forOutput(oc.Name, oc.Output, fallbacks, func() float64 { return float64(len(s.in)) })
+	s.stats, err = stats.forOutput(oc.Name, oc.Output, fallbacks, gate)
 	return s, err
 }
 
@@ -119,6 +127,12 @@ func orDefault[T int | time.Duration](v, def T) T {
 }
 
 func (s *sink) enqueue(ctx context.Context, aborted <-chan struct{}, d *delivery) error {
+	if err := s.gate.Acquire(ctx, aborted, d.cost); err != nil {
+		if errors.Is(err, memory.ErrAborted) {
+			return ErrAborted
+		}
+		return err
+	}
 	select {
 	case s.in <- d:
 		return nil
@@ -128,8 +142,10 @@ func (s *sink) enqueue(ctx context.Context, aborted <-chan struct{}, d *delivery
 	case s.in <- d:
 		return nil
 	case <-ctx.Done():
+		s.gate.Release(d.cost)
 		return ctx.Err()
 	case <-aborted:
+		s.gate.Release(d.cost)
 		return ErrAborted
 	}
 }
@@ -143,6 +159,7 @@ func (s *sink) close() { s.closeOnce.Do(func() { close(s.in) }) }
 // stops reading its queue, which fills and stops the consumer: samples
 // wait in Kafka, not in memory.
 func (s *sink) run(ctx context.Context) {
+	defer s.gate.Track(func() int { return len(s.in) })()
 	var (
 		batch []metric.Sample
 		acks  []*delivery
@@ -161,9 +178,12 @@ func (s *sink) run(ctx context.Context) {
 		if !s.deliver(ctx, batch) {
 			return false
 		}
+		var taken int64
 		for _, d := range acks {
+			taken += d.cost
 			d.ack()
 		}
+		s.gate.Release(taken)
 		clear(acks) // let the delivered samples be collected
 		acks = acks[:0]
 		// And their paths. A message of 400 000 samples is one delivery,

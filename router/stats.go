@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shovel-metrics/shovel/router/internal/ratelimit"
+	"github.com/shovel-metrics/shovel/router/memory"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 
@@ -258,14 +259,24 @@ func (s *Stats) outputFunc(metricName, help, output string, counter bool, fn fun
 	return nil
 }
 
-func (s *Stats) forOutput(name string, out metric.Output, fallbacks []string, depth func() float64) (*outputStats, error) {
+func (s *Stats) forOutput(name string, out metric.Output, fallbacks []string, gate *memory.Gate) (*outputStats, error) {
 	o := &outputStats{s: s}
 	if s.prom == nil {
 		return o, nil
 	}
 	// Read at scrape time, so a blocked output shows its full queue even
-	// while nothing is written.
-	if err := s.outputFunc("shovel_output_queue_messages", "Messages waiting for an output.", name, false, depth); err != nil {
+	// while nothing is written. The gate is shared by the output's queues
+	// in every live generation, retiring ones included.
+	if err := s.outputFunc("shovel_output_queue_messages", "Messages waiting for an output, in every live router generation.",
+		name, false, func() float64 { return float64(gate.Depth()) }); err != nil {
+		return nil, err
+	}
+	if err := s.outputFunc("shovel_output_queue_bytes", "Bytes of samples waiting for an output, in every live router generation.",
+		name, false, func() float64 { return float64(gate.Used()) }); err != nil {
+		return nil, err
+	}
+	if err := s.outputFunc("shovel_output_queue_limit_bytes", "The cap on shovel_output_queue_bytes: a route waits while its output's queue is at it.",
+		name, false, func() float64 { return float64(gate.Limit()) }); err != nil {
 		return nil, err
 	}
 	if rc, ok := out.(metric.ReconnectCounter); ok {

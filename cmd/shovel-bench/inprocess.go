@@ -12,6 +12,7 @@ import (
 
 	"github.com/shovel-metrics/shovel/config"
 	"github.com/shovel-metrics/shovel/router/kafka"
+	"github.com/shovel-metrics/shovel/router/memory"
 
 	// Register every decoder and output, as cmd/shovel does.
 	_ "github.com/shovel-metrics/shovel/decoders"
@@ -29,7 +30,8 @@ func runInProcess(ctx context.Context, o *options, cfgPath string, rcv *receiver
 		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	built, err := config.Build(cfg, log)
+	budget := memory.New(int64(cfg.Limits.Memory))
+	built, err := config.Build(cfg, log, config.WithBudget(budget))
 	if err != nil {
 		return nil, err
 	}

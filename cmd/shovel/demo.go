@@ -21,6 +21,7 @@ import (
 	"github.com/shovel-metrics/shovel/router"
 	"github.com/shovel-metrics/shovel/router/kafka"
 	routerkpi "github.com/shovel-metrics/shovel/router/kpi"
+	"github.com/shovel-metrics/shovel/router/memory"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 
@@ -72,7 +73,7 @@ The embedded broker keeps everything in memory and exists only inside
 shovel demo and the tests; no config file can ask for it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			tuneGC()
+			tuneGC(memory.DefaultLimit)
 			if !cmd.Flags().Changed("line-port") {
 				o.carbon.LinePort = 0
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -14,19 +15,23 @@ import (
 // GOGC nor GOMEMLIMIT.
 func TestTuneGC(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
 	for _, tc := range []struct {
 		gogc, memlimit string
 		want           int
+		wantLimit      int64 // the soft memory limit; math.MaxInt64 for none
 	}{
-		{"", "", defaultGCPercent},
-		{"50", "", 100},
-		{"", "1GiB", 100},
+		{"", "", defaultGCPercent, 2*64<<20 + 32<<20},
+		{"50", "", 100, 2*64<<20 + 32<<20},
+		{"", "1GiB", 100, math.MaxInt64},
 	} {
 		t.Setenv("GOGC", tc.gogc)
 		t.Setenv("GOMEMLIMIT", tc.memlimit)
 		debug.SetGCPercent(100)
-		tuneGC()
+		debug.SetMemoryLimit(math.MaxInt64)
+		tuneGC(64 << 20)
 		require.Equal(t, tc.want, debug.SetGCPercent(100), "GOGC=%q GOMEMLIMIT=%q", tc.gogc, tc.memlimit)
+		require.Equal(t, tc.wantLimit, debug.SetMemoryLimit(-1), "GOGC=%q GOMEMLIMIT=%q", tc.gogc, tc.memlimit)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/shovel-metrics/shovel/router"
 	"github.com/shovel-metrics/shovel/router/consul"
 	"github.com/shovel-metrics/shovel/router/kafka"
+	"github.com/shovel-metrics/shovel/router/memory"
 	"github.com/shovel-metrics/shovel/router/status"
 )
 
@@ -62,7 +63,7 @@ fallback. The flags override the file.`,
 				}
 				return usageError{err}
 			}
-			tuneGC()
+			tuneGC(int64(cfg.Limits.Memory))
 			if cpuProfile != "" {
 				stop, err := startCPUProfile(cpuProfile)
 				if err != nil {
@@ -111,10 +112,16 @@ fallback. The flags override the file.`,
 // sample at 300, for about 15 MiB more peak RSS.
 const defaultGCPercent = 300
 
-// tuneGC applies defaultGCPercent unless GOGC or GOMEMLIMIT says otherwise.
-func tuneGC() {
+// tuneGC applies defaultGCPercent unless GOGC or GOMEMLIMIT says otherwise,
+// and a soft memory limit derived from the memory budget unless GOMEMLIMIT
+// is set: at GOGC 300 a live heap as large as the budget (Carbon away, the
+// queues full) would otherwise grow to four times it before a collection.
+func tuneGC(budget int64) {
 	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetGCPercent(defaultGCPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memory.SoftLimit(budget))
 	}
 }
 
@@ -193,7 +200,12 @@ func route(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 	if err != nil {
 		return err
 	}
-	opts := []config.BuildOption{config.WithStats(stats)}
+	// One budget for the consumer and every router generation.
+	budget := memory.New(int64(cfg.Limits.Memory))
+	if err := budget.Register(reg); err != nil {
+		return err
+	}
+	opts := []config.BuildOption{config.WithStats(stats), config.WithBudget(budget)}
 	var dead *kafka.DeadLetterWriter
 	if cfg.DeadLetter.Topic != "" {
 		settings := kafka.InheritSecurity(cfg.Kafka.Settings)
