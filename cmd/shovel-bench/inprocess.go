@@ -55,7 +55,7 @@ func runInProcess(ctx context.Context, o *options, cfgPath string, rcv *receiver
 	pprof.Do(rctx, pprof.Labels("part", "shovel"), func(lctx context.Context) {
 		consumer, err = kafka.New(kafka.Config{
 			Brokers: strings.Join(cfg.Kafka.Brokers, ","), Topics: cfg.Kafka.Topics, Group: cfg.Kafka.Group,
-			Start: cfg.Kafka.Start, Settings: cfg.Kafka.Settings,
+			Start: cfg.Kafka.Start, Settings: cfg.Kafka.Settings, Budget: budget,
 		}, log.With("component", "kafka"))
 		if err != nil {
 			return

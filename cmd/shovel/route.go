@@ -233,7 +233,7 @@ func route(ctx context.Context, cfg *config.Config, load func() (*config.Config,
 	}
 	consumer, err := kafka.New(kafka.Config{
 		Brokers: brokers, Topics: cfg.Kafka.Topics, Group: cfg.Kafka.Group,
-		Start: cfg.Kafka.Start, Settings: cfg.Kafka.Settings, Registerer: reg, Workers: cfg.Kafka.Workers,
+		Start: cfg.Kafka.Start, Settings: cfg.Kafka.Settings, Registerer: reg, Budget: budget,
 		InstanceID: cfg.Kafka.InstanceID,
 	}, log.With("component", "kafka"))
 	if err != nil {

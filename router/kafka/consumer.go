@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shovel-metrics/shovel/router/internal/ratelimit"
+	"github.com/shovel-metrics/shovel/router/memory"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 
@@ -38,21 +38,24 @@ type Config struct {
 	Settings map[string]any
 	// Registerer receives shovel_kafka_consumer_lag; nil for none.
 	Registerer prometheus.Registerer
-	// Workers is how many partitions are handled in parallel (each by one
-	// goroutine, in order); 0 means one per CPU.
-	Workers int
 	// InstanceID is kafka.instance_id: the group.instance.id of static
 	// membership; "" picks one per host (see claimInstance), "none" turns
 	// static membership off.
 	InstanceID string
 	// LockDir holds the instance-id locks; "" is DefaultLockDir().
 	LockDir string
+	// Budget is the memory budget polled messages are charged to, from the
+	// poll until the handler returns; share it with the router. Nil makes
+	// a default one. Half of it is shared out among the assigned
+	// partitions: a partition holding more than its share is paused.
+	Budget *memory.Budget
 }
 
 // Handler takes one message. It may block to apply back-pressure; it must
 // call done once every output has taken the message's samples, and it
 // returns an error only when ctx ends. Messages of a partition are handed
-// to it one at a time, in offset order.
+// to it one at a time, in offset order; each partition has its own
+// goroutine, so a call blocked for one partition holds up no other.
 type Handler func(ctx context.Context, msg *metric.Message, done func()) error
 
 // Consumer reads a consumer group's partitions and stores each partition's
@@ -62,10 +65,20 @@ type Consumer struct {
 	cfg Config
 	log *slog.Logger
 
+	budget *memory.Budget
+
 	mu       sync.Mutex
 	trackers map[partKey]*partTracker
 	assigned []ck.TopicPartition
-	paused   bool
+	paused   bool // all partitions paused: the budget is spent
+
+	// The partitions' goroutines; parts is the poll loop's own.
+	parts    map[partKey]*partition
+	handler  Handler
+	runCtx   context.Context
+	partWG   sync.WaitGroup
+	progress chan struct{} // a partition took or finished a message while the poll loop waited
+	waiting  atomic.Bool
 
 	lastStore time.Time
 	logsDone  chan struct{}
@@ -169,8 +182,13 @@ func New(cfg Config, log *slog.Logger) (*Consumer, error) {
 		claim.release()
 		return nil, fmt.Errorf("kafka: create consumer for %s: %w", cfg.Brokers, err)
 	}
+	budget := cfg.Budget
+	if budget == nil {
+		budget = memory.New(0)
+	}
 	k := &Consumer{c: c, cfg: cfg, log: log, trackers: map[partKey]*partTracker{}, logsDone: make(chan struct{}), lag: lag,
-		limit: ratelimit.New(10 * time.Second), instance: claim}
+		limit: ratelimit.New(10 * time.Second), instance: claim, budget: budget, parts: map[partKey]*partition{},
+		progress: make(chan struct{}, 1)}
 	go forwardLogs(k.c.Logs(), k.log, k.logsDone)
 	if claim != nil {
 		log.Info("static group membership", "instance_id", claim.id, "group", cfg.Group)
@@ -200,7 +218,9 @@ func (k *Consumer) rebalance(c *ck.Consumer, ev ck.Event) error {
 		k.unreachable.Store(nil)
 		k.mu.Lock()
 		for _, tp := range e.Partitions {
-			k.trackers[key(*tp.Topic, tp.Partition)] = newPartTracker(*tp.Topic, tp.Partition)
+			t := newPartTracker(*tp.Topic, tp.Partition)
+			k.trackers[key(*tp.Topic, tp.Partition)] = t
+			k.startPartition(tp, t)
 		}
 		k.assigned = append(k.assigned, e.Partitions...)
 		paused := k.paused
@@ -225,18 +245,36 @@ func (k *Consumer) rebalance(c *ck.Consumer, ev ck.Event) error {
 			k.log.Warn("commit on revoke", "err", err)
 		}
 		k.mu.Lock()
+		var resume []ck.TopicPartition
 		for _, tp := range e.Partitions {
-			delete(k.trackers, key(*tp.Topic, tp.Partition))
+			pk := key(*tp.Topic, tp.Partition)
+			delete(k.trackers, pk)
 			if k.lag != nil {
 				// The next owner reports this partition's lag now; a
 				// series left here would stay at its last value forever.
 				k.lag.DeleteLabelValues(*tp.Topic, strconv.Itoa(int(tp.Partition)))
 			}
+			if p := k.parts[pk]; p != nil {
+				if p.paused || k.paused {
+					resume = append(resume, tp)
+				}
+				p.stop()
+				delete(k.parts, pk)
+			}
 		}
 		k.assigned = slices.DeleteFunc(k.assigned, func(a ck.TopicPartition) bool {
 			return k.trackers[key(*a.Topic, a.Partition)] == nil
 		})
+		if len(k.assigned) == 0 {
+			k.paused = false
+		}
 		k.mu.Unlock()
+		// A partition assigned again later must not start paused.
+		if len(resume) > 0 {
+			if err := c.Resume(resume); err != nil {
+				k.log.Debug("resume revoked partitions", "err", err)
+			}
+		}
 		var err error
 		if incremental {
 			err = c.IncrementalUnassign(e.Partitions)
@@ -297,117 +335,75 @@ func (k *Consumer) storeOffsets(force bool) {
 	}
 }
 
-// backlogLimit bounds the messages polled but not yet taken by one worker.
-const backlogLimit = 2048
-
-// stallAfter is how long a full backlog may go untaken before the consumer
-// pauses its partitions. A worker that is merely slower than Poll takes
-// its backlog within milliseconds and must not cause a pause: pausing makes
-// librdkafka drop its prefetched messages and fetch them again, which at
-// full rate cost a 27-fold slowdown. Only a stall (an output that cannot
-// deliver) is worth it, and then pausing lets the consumer keep serving
-// group events without growing any queue.
+// stallAfter is how long a partition may hold more than its share of the
+// budget before it is paused. Until then the poll loop just stops polling
+// (librdkafka keeps prefetching into its own bounded queue), because a
+// partition whose handler is merely slower than Poll catches up within
+// milliseconds, and pausing makes librdkafka drop its prefetched messages
+// and fetch them again: at full rate that cost a 27-fold slowdown. Only a
+// stall (an output that cannot deliver) is worth a pause, and the paused
+// partition then holds up no other.
 const stallAfter = time.Second
 
-// Run polls until ctx ends. Each partition goes to one of cfg.Workers
-// goroutines (by partition number), which calls h for its messages in
-// order: partitions are handled in parallel, each in sequence.
+// checkEvery is how often paused partitions are checked for resuming.
+const checkEvery = 20 * time.Millisecond
+
+// Run polls until ctx ends. Each assigned partition has a goroutine that
+// calls h for its messages in order: partitions are handled in parallel,
+// each in sequence, and one whose handler blocks holds up no other.
 func (k *Consumer) Run(ctx context.Context, h Handler) error {
-	n := k.cfg.Workers
-	if n <= 0 {
-		n = runtime.GOMAXPROCS(0)
-	}
-	work := make([]chan []polled, n)
-	var wg sync.WaitGroup
-	for i := range work {
-		work[i] = make(chan []polled, 1)
-		wg.Add(1)
-		go func(in chan []polled) {
-			defer wg.Done()
-			for batch := range in {
-				for _, p := range batch {
-					if err := h(ctx, p.msg, p.done); err != nil {
-						// Only when ctx ended: the poll loop stops too. Drain
-						// so it never blocks; these stay uncommitted.
-						for range in {
-						}
-						return
-					}
-				}
-			}
-		}(work[i])
-	}
+	k.mu.Lock()
+	k.handler, k.runCtx = h, ctx
+	k.mu.Unlock()
 	defer func() {
-		for _, w := range work {
-			close(w)
+		k.mu.Lock()
+		for pk, p := range k.parts {
+			p.stop()
+			delete(k.parts, pk)
 		}
-		wg.Wait()
+		k.mu.Unlock()
+		k.partWG.Wait()
 	}()
 
-	backlogs := make([][]polled, n)
-	wait := time.NewTimer(time.Hour)
-	defer wait.Stop()
-	var fullSince time.Time // when a backlog was last found full with no progress since
 	storeTick := time.NewTicker(storeInterval)
 	defer storeTick.Stop()
+	wait := time.NewTimer(time.Hour)
+	defer wait.Stop()
+	var lastCheck time.Time
+	var over []*partition // partitions past their share, not paused yet
+	var budgetOverSince time.Time
 	for ctx.Err() == nil {
-		full, empty := -1, true
-		for i := range backlogs {
-			if len(backlogs[i]) == 0 {
-				continue
-			}
-			select {
-			case work[i] <- backlogs[i]:
-				backlogs[i] = nil
-				continue
-			default:
-			}
-			empty = false
-			if len(backlogs[i]) >= backlogLimit {
-				full = i
-			}
+		now := time.Now()
+		if now.Sub(lastCheck) >= checkEvery {
+			lastCheck = now
+			k.resumeCaughtUp()
 		}
-		if full >= 0 {
-			if fullSince.IsZero() {
-				fullSince = time.Now()
+		// A partition past its share: stop polling until it catches up,
+		// and pause it if it does not within stallAfter.
+		over = k.stillOver(over, now)
+		budgetOver := k.budget.Over()
+		if budgetOver && !k.allPaused() {
+			if budgetOverSince.IsZero() {
+				budgetOverSince = now
+			} else if now.Sub(budgetOverSince) >= stallAfter {
+				k.setPaused(true)
 			}
-			wait.Reset(50 * time.Millisecond)
-			select {
-			case work[full] <- backlogs[full]:
-				backlogs[full] = nil
-				fullSince = time.Time{}
-			case <-wait.C:
-			case <-ctx.Done():
-				return nil
-			}
-			if !wait.Stop() {
-				select { // drain a fired timer so the next Reset starts clean
-				case <-wait.C:
-				default:
-				}
-			}
+		} else if !budgetOver {
+			budgetOverSince = time.Time{}
+		}
+		if len(over) > 0 || (budgetOver && !k.allPaused()) {
+			k.waitProgress(ctx, wait, 50*time.Millisecond)
 			k.storeOffsets(false)
-			if fullSince.IsZero() || time.Since(fullSince) < stallAfter {
-				continue // no Poll: librdkafka keeps prefetching into its own bounded queue
-			}
-			// Stalled: stop fetching but keep polling, so the group keeps
-			// us as a member and rebalances are served.
-			k.setPaused(true)
-			if err := k.poll(100, backlogs); err != nil {
-				return err
-			}
 			continue
 		}
-		fullSince = time.Time{}
-		if empty {
-			k.setPaused(false)
-		}
-		timeout := 100
-		if !empty {
-			timeout = 1 // a worker may free up any moment
-		}
-		if err := k.poll(timeout, backlogs); err != nil {
+		// Short enough for paused partitions to resume promptly.
+		p, err := k.poll(int(checkEvery / time.Millisecond))
+		if err != nil {
 			return err
+		}
+		if p != nil && !p.paused && p.queued.Load() > k.share() {
+			p.overSince = now
+			over = append(over, p)
 		}
 		// A ticker rather than storeOffsets' own clock check: reading the
 		// clock once per message was measurable at full rate (make bench).
@@ -420,37 +416,243 @@ func (k *Consumer) Run(ctx context.Context, h Handler) error {
 	return nil
 }
 
+// share is what each partition's queue may hold: half the budget shared
+// out among the assigned partitions (the other half is the outputs').
+func (k *Consumer) share() int64 {
+	n := int64(max(len(k.parts), 1))
+	return k.budget.Limit() / 2 / n
+}
+
+// stillOver returns the partitions of over that still hold more than half
+// their share, pausing those that have for stallAfter.
+func (k *Consumer) stillOver(over []*partition, now time.Time) []*partition {
+	if len(over) == 0 {
+		return over
+	}
+	low := k.share() / 2
+	kept := over[:0]
+	for _, p := range over {
+		switch {
+		case p.stopped() || p.queued.Load() <= low:
+		case now.Sub(p.overSince) >= stallAfter:
+			k.pausePartition(p)
+		default:
+			kept = append(kept, p)
+		}
+	}
+	clear(over[len(kept):])
+	return kept
+}
+
+// resumeCaughtUp resumes paused partitions that hold half their share or
+// less, and every partition once the budget is well under its limit.
+func (k *Consumer) resumeCaughtUp() {
+	if k.allPaused() {
+		if k.budget.Used() > k.budget.Limit()*3/4 {
+			return
+		}
+		k.setPaused(false)
+	}
+	low := k.share() / 2
+	var tps []ck.TopicPartition
+	k.mu.Lock()
+	for _, p := range k.parts {
+		if p.paused && p.queued.Load() <= low {
+			p.paused = false
+			tps = append(tps, p.tp)
+		}
+	}
+	k.mu.Unlock()
+	if len(tps) == 0 {
+		return
+	}
+	k.log.Info("partition caught up; resuming it", "partitions", fmtParts(tps))
+	if err := k.c.Resume(tps); err != nil {
+		k.log.Warn("resume", "err", err)
+	}
+}
+
+func (k *Consumer) pausePartition(p *partition) {
+	k.mu.Lock()
+	p.paused = true
+	k.mu.Unlock()
+	if n, ok := k.limit.Allow("pause " + p.tp.String()); ok {
+		k.log.Warn("partition's messages wait for an output; pausing the partition",
+			"partition", fmtParts([]ck.TopicPartition{p.tp}), "held_bytes", p.queued.Load(), "share_bytes", k.share(), "suppressed", n)
+	}
+	if err := k.c.Pause([]ck.TopicPartition{p.tp}); err != nil {
+		k.log.Warn("pause", "err", err)
+	}
+}
+
+func (k *Consumer) allPaused() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.paused
+}
+
+// waitProgress waits up to d for a partition to take or finish a message.
+func (k *Consumer) waitProgress(ctx context.Context, t *time.Timer, d time.Duration) {
+	k.waiting.Store(true)
+	defer k.waiting.Store(false)
+	t.Reset(d)
+	select {
+	case <-k.progress:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	if !t.Stop() {
+		select { // drain a fired timer so the next Reset starts clean
+		case <-t.C:
+		default:
+		}
+	}
+}
+
+func (k *Consumer) signalProgress() {
+	if k.waiting.Load() {
+		select {
+		case k.progress <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// partition is one assigned partition's queue of polled messages and the
+// goroutine that hands them to the handler.
+type partition struct {
+	k      *Consumer
+	tp     ck.TopicPartition
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu    sync.Mutex
+	queue []polled
+	wake  chan struct{} // cap 1: the queue has messages
+
+	queued atomic.Int64 // bytes of the messages in queue
+
+	// The poll loop's own, under k.mu.
+	paused    bool
+	overSince time.Time
+}
+
+// startPartition starts tp's goroutine; k.mu is held.
+func (k *Consumer) startPartition(tp ck.TopicPartition, t *partTracker) {
+	if k.handler == nil {
+		return
+	}
+	topic := *tp.Topic
+	tp.Topic = &topic
+	p := &partition{k: k, tp: tp, wake: make(chan struct{}, 1)}
+	p.ctx, p.cancel = context.WithCancel(k.runCtx)
+	k.parts[key(topic, tp.Partition)] = p
+	k.partWG.Add(1)
+	go func() {
+		defer k.partWG.Done()
+		p.run(k.handler)
+	}()
+}
+
+func (p *partition) stop()         { p.cancel() }
+func (p *partition) stopped() bool { return p.ctx.Err() != nil }
+
+func (p *partition) push(m polled) {
+	p.queued.Add(m.cost)
+	p.mu.Lock()
+	p.queue = append(p.queue, m)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run hands the partition's messages to h in order until the partition is
+// revoked or the consumer stops; messages it did not hand are dropped (and
+// fetched again by the partition's next owner or the next run).
+func (p *partition) run(h Handler) {
+	budget := p.k.budget
+	var batch []polled
+	defer func() {
+		p.mu.Lock()
+		batch = append(batch, p.queue...)
+		p.queue = nil
+		p.mu.Unlock()
+		for _, m := range batch {
+			p.queued.Add(-m.cost)
+			budget.Release(memory.Messages, m.cost)
+		}
+	}()
+	for {
+		p.mu.Lock()
+		batch, p.queue = p.queue, batch[:0]
+		p.mu.Unlock()
+		if len(batch) == 0 {
+			select {
+			case <-p.wake:
+				continue
+			case <-p.ctx.Done():
+				return
+			}
+		}
+		for i, m := range batch {
+			if p.ctx.Err() != nil { // revoked, or the consumer stops
+				batch = batch[i:]
+				return
+			}
+			p.queued.Add(-m.cost)
+			err := h(p.ctx, m.msg, m.done)
+			budget.Release(memory.Messages, m.cost)
+			batch[i] = polled{}
+			p.k.signalProgress()
+			if err != nil {
+				batch = batch[i+1:]
+				return
+			}
+		}
+		clear(batch)
+		batch = batch[:0]
+	}
+}
+
 // polled is a message with the tracker of the assignment it was fetched
 // under: if its partition is revoked and assigned again meanwhile, its
 // acknowledgement goes to the old tracker and changes nothing.
 type polled struct {
-	msg *metric.Message
-	t   *partTracker
+	msg  *metric.Message
+	t    *partTracker
+	cost int64 // charged to the budget's messages from the poll until handled
 }
 
 func (p polled) done() { p.t.markDone(p.msg.Offset) }
 
-func (k *Consumer) poll(timeoutMs int, backlogs [][]polled) error {
+// poll serves one event; for a message it returns its partition.
+func (k *Consumer) poll(timeoutMs int) (*partition, error) {
 	switch e := k.c.Poll(timeoutMs).(type) {
 	case *ck.Message:
 		if e.TopicPartition.Error != nil {
 			k.log.Warn("partition error", "topic", *e.TopicPartition.Topic, "partition", e.TopicPartition.Partition, "err", e.TopicPartition.Error)
-			return nil
+			return nil, nil
 		}
 		m := convert(e)
+		pk := key(m.Topic, m.Partition)
 		k.mu.Lock()
-		t := k.trackers[key(m.Topic, m.Partition)]
+		t := k.trackers[pk]
+		p := k.parts[pk]
 		k.mu.Unlock()
-		if t == nil {
-			return nil // a straggler from a revoked partition
+		if t == nil || p == nil {
+			return nil, nil // a straggler from a revoked partition
 		}
 		t.add(m.Offset)
-		i := int(m.Partition) % len(backlogs)
-		backlogs[i] = append(backlogs[i], polled{msg: m, t: t})
+		cost := memory.MessageCost(m)
+		k.budget.Charge(memory.Messages, cost)
+		p.push(polled{msg: m, t: t, cost: cost})
+		return p, nil
 	case ck.Error:
 		if err := k.stopFor(e); err != nil {
 			k.stopped.Store(true)
-			return err
+			return nil, err
 		}
 		switch e.Code() {
 		case ck.ErrAllBrokersDown, ck.ErrTransport, ck.ErrResolve:
@@ -474,7 +676,7 @@ func (k *Consumer) poll(timeoutMs int, backlogs [][]polled) error {
 			}
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // Readiness is "" once the group has given this consumer its assignment
@@ -539,10 +741,20 @@ func (k *Consumer) setPaused(paused bool) {
 	}
 	var err error
 	if paused {
-		k.log.Warn("outputs are behind; pausing consumption", "partitions", fmtParts(parts))
+		k.log.Warn("memory budget spent; pausing consumption", "partitions", fmtParts(parts),
+			"used_bytes", k.budget.Used(), "budget_bytes", k.budget.Limit())
 		err = k.c.Pause(parts)
 	} else {
-		k.log.Info("resuming consumption", "partitions", fmtParts(parts))
+		// Partitions paused on their own stay paused until they catch up.
+		k.mu.Lock()
+		parts = parts[:0]
+		for _, tp := range k.assigned {
+			if p := k.parts[key(*tp.Topic, tp.Partition)]; p == nil || !p.paused {
+				parts = append(parts, tp)
+			}
+		}
+		k.mu.Unlock()
+		k.log.Info("memory budget available again; resuming consumption", "partitions", fmtParts(parts))
 		err = k.c.Resume(parts)
 	}
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shovel-metrics/shovel/router/kafka/kafkatest"
+	"github.com/shovel-metrics/shovel/router/memory"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 
@@ -114,19 +115,24 @@ func TestConsumerCommitsOnlyDeliveredPrefix(t *testing.T) {
 	require.Equal(t, map[int32]int64{0: 20}, b.Committed(t, "g2", "kpis"))
 }
 
-func TestConsumerWaitsForABlockedHandler(t *testing.T) {
+// TestConsumerPausesOnlyTheBlockedPartition: a handler blocked on one
+// partition (an output that cannot deliver) holds up no other partition;
+// the blocked one is paused once it holds more than its share of the
+// budget, and nothing is lost or skipped when it goes on.
+func TestConsumerPausesOnlyTheBlockedPartition(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the kfake broker")
 	}
 	b := kafkatest.Start(t, 2, "kpis")
-	// The worker may take up to about backlogLimit messages in its first
-	// batch before it blocks; what is left must still fill a backlog.
-	const n = 8 * backlogLimit
+	// A budget whose per-partition share (a quarter of it here) is some
+	// 50 of these messages: partition 0 passes it long before its end.
+	budget := memory.New(64 << 10)
+	const n = 2000
 	produceNumbered(t, b, "kpis", 2, n)
 
 	gate := make(chan struct{})
-	count := atomic.Int32{}
-	cfg := Config{Brokers: b.Addr, Topics: []string{"kpis"}, Group: "g3", Start: "earliest"}
+	count := [2]atomic.Int32{}
+	cfg := Config{Brokers: b.Addr, Topics: []string{"kpis"}, Group: "g3", Start: "earliest", Budget: budget}
 	c, err := New(cfg, testLogger(t))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -141,23 +147,30 @@ func TestConsumerWaitsForABlockedHandler(t *testing.T) {
 				}
 			}
 			done()
-			count.Add(1)
+			count[m.Partition].Add(1)
 			return nil
 		})
 	}()
+	require.Eventually(t, func() bool { return count[1].Load() == n/2 }, 30*time.Second, 5*time.Millisecond,
+		"partition 1 is not held up by partition 0")
 	require.Eventually(t, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return c.paused
-	}, 30*time.Second, 5*time.Millisecond, "consumer should pause while the handler is blocked")
+		p := c.parts[key("kpis", 0)]
+		return p != nil && p.paused && !c.paused
+	}, 30*time.Second, 5*time.Millisecond, "partition 0, and only it, should be paused while its handler is blocked")
+	require.EqualValues(t, 5, count[0].Load())
+	require.Less(t, budget.Peak(), 2*budget.Limit(), "peak %d", budget.Peak())
+	t.Logf("while blocked: budget peak %d of %d bytes", budget.Peak(), budget.Limit())
 	// The blocked consumer keeps serving the group: no message is lost or skipped.
 	time.Sleep(200 * time.Millisecond)
 	close(gate)
-	require.Eventually(t, func() bool { return count.Load() == n }, 30*time.Second, 5*time.Millisecond,
-		fmt.Sprintf("delivered %d of %d", count.Load(), n))
+	require.Eventually(t, func() bool { return count[0].Load() == n/2 }, 30*time.Second, 5*time.Millisecond,
+		fmt.Sprintf("delivered %d of %d", count[0].Load(), n/2))
 	cancel()
 	require.NoError(t, <-errc)
 	require.NoError(t, c.Close())
+	require.Zero(t, budget.Used(), "every charge returned")
 	committed := b.Committed(t, "g3", "kpis")
 	require.EqualValues(t, n, committed[0]+committed[1])
 }
