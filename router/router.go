@@ -143,6 +143,7 @@ type Router struct {
 	runCtx    context.Context
 	cancelRun context.CancelFunc
 	aborted   chan struct{} // closed by Abort: Handle gives up waiting
+	inflight  atomic.Int64  // Switch.Handle calls inside this router
 	abortOnce sync.Once
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -917,6 +918,20 @@ func (r *Router) Inject(outputs []string, samples []metric.Sample) error {
 	return nil
 }
 
+// handOver gives each of r's outputs' queues to next's output of the same
+// name, if next has one and shares r's budget (see sink.handOver). Call it
+// once r takes no more messages (Abort, and no Handle in progress).
+func (r *Router) handOver(next *Router) {
+	if next.budget != r.budget {
+		return
+	}
+	for _, s := range r.order {
+		if ns, ok := next.sinks[s.name]; ok {
+			s.handOver(ns)
+		}
+	}
+}
+
 // ErrAborted is returned by Handle when Abort was called while it waited:
 // the message was not (fully) taken and must be handed to another router.
 var ErrAborted = errors.New("router: aborted")
@@ -924,6 +939,15 @@ var ErrAborted = errors.New("router: aborted")
 // Abort makes Handle calls that wait for a full queue return ErrAborted,
 // now and later. The sinks go on delivering what they hold.
 func (r *Router) Abort() { r.abortOnce.Do(func() { close(r.aborted) }) }
+
+func (r *Router) isAborted() bool {
+	select {
+	case <-r.aborted:
+		return true
+	default:
+		return false
+	}
+}
 
 // Readiness reports each output's ability to deliver: "" when it can, by
 // itself or through its fallback, otherwise why not.

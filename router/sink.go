@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shovel-metrics/shovel/router/memory"
@@ -53,6 +54,18 @@ type sink struct {
 
 	closeOnce sync.Once
 	degraded  bool // the primary failed its last write; logged on change only
+
+	// A reload hands what this sink holds to its successor, the next
+	// generation's sink of the same output: successor is set before
+	// handoff is closed.
+	successor *sink
+	handoff   chan struct{}
+	// adopted are deliveries handed over by a predecessor, waiting to be
+	// batched; adoptReady is signalled when there are some.
+	adoptMu    sync.Mutex
+	adopted    []*delivery
+	adoptedN   atomic.Int64
+	adoptReady chan struct{}
 
 	mu        sync.Mutex
 	state     sinkState
@@ -105,6 +118,8 @@ func newSink(oc OutputConfig, fallbacks []string, outs map[string]*guardedOutput
 	s := &sink{
 		name:       oc.Name,
 		gate:       gate,
+		handoff:    make(chan struct{}),
+		adoptReady: make(chan struct{}, 1),
 		primary:    outs[oc.Name],
 		batchSize:  orDefault(oc.BatchSize, DefaultBatchSize),
 		flushEvery: orDefault(oc.FlushInterval, DefaultFlushInterval),
@@ -159,7 +174,7 @@ func (s *sink) close() { s.closeOnce.Do(func() { close(s.in) }) }
 // stops reading its queue, which fills and stops the consumer: samples
 // wait in Kafka, not in memory.
 func (s *sink) run(ctx context.Context) {
-	defer s.gate.Track(func() int { return len(s.in) })()
+	defer s.gate.Track(func() int { return len(s.in) + int(s.adoptedN.Load()) })()
 	var (
 		batch []metric.Sample
 		acks  []*delivery
@@ -176,6 +191,9 @@ func (s *sink) run(ctx context.Context) {
 			return true
 		}
 		if !s.deliver(ctx, batch) {
+			if s.handedOff() {
+				s.passOn(acks)
+			}
 			return false
 		}
 		var taken int64
@@ -197,10 +215,23 @@ func (s *sink) run(ctx context.Context) {
 		}
 		return true
 	}
+	// absorb batches what a predecessor handed over.
+	absorb := func() {
+		s.adoptMu.Lock()
+		ds := s.adopted
+		s.adopted = nil
+		s.adoptedN.Store(0)
+		s.adoptMu.Unlock()
+		for _, d := range ds {
+			batch = append(batch, d.samples...)
+			acks = append(acks, d)
+		}
+	}
 	for {
 		select {
 		case d, ok := <-s.in:
 			if !ok {
+				absorb()
 				flush()
 				return
 			}
@@ -218,6 +249,7 @@ func (s *sink) run(ctx context.Context) {
 				select {
 				case d, ok := <-s.in:
 					if !ok {
+						absorb()
 						flush()
 						return
 					}
@@ -230,6 +262,18 @@ func (s *sink) run(ctx context.Context) {
 			if len(batch) >= s.batchSize && !flush() {
 				return
 			}
+		case <-s.adoptReady:
+			if len(batch) == 0 && !armed {
+				timer.Reset(s.flushEvery)
+				armed = true
+			}
+			absorb()
+			if len(batch) >= s.batchSize && !flush() {
+				return
+			}
+		case <-s.handoff:
+			s.passOn(acks)
+			return
 		case <-timer.C:
 			armed = false
 			if !flush() {
@@ -238,6 +282,53 @@ func (s *sink) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+func (s *sink) handedOff() bool {
+	select {
+	case <-s.handoff:
+		return true
+	default:
+		return false
+	}
+}
+
+// handOver makes next take what s holds and everything still queued to
+// it: a retiring generation then keeps neither its queue nor a retry loop
+// of its own, and its output's queue bytes stay within the one cap that
+// both share (the same gate).
+func (s *sink) handOver(next *sink) {
+	s.successor = next
+	close(s.handoff)
+}
+
+// passOn gives held, the adopted deliveries not yet batched, and all that
+// comes through the queue until it closes, to the successor. Their budget
+// and gate charges go with them.
+func (s *sink) passOn(held []*delivery) {
+	s.adoptMu.Lock()
+	held = append(held, s.adopted...)
+	s.adopted = nil
+	s.adoptedN.Store(0)
+	s.adoptMu.Unlock()
+	s.successor.adopt(held)
+	for d := range s.in { // closed by the retiring router's Close, which follows the handover
+		s.successor.adopt([]*delivery{d})
+	}
+}
+
+func (s *sink) adopt(ds []*delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	s.adoptMu.Lock()
+	s.adopted = append(s.adopted, ds...)
+	s.adoptedN.Store(int64(len(s.adopted)))
+	s.adoptMu.Unlock()
+	select {
+	case s.adoptReady <- struct{}{}:
+	default:
 	}
 }
 
@@ -277,6 +368,8 @@ func (s *sink) deliver(ctx context.Context, batch []metric.Sample) bool {
 		s.setState(stateBlocked, err.Error())
 		select {
 		case <-ctx.Done():
+			return false
+		case <-s.handoff:
 			return false
 		case <-time.After(backoff):
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/shovel-metrics/shovel/router/metric"
 )
@@ -16,9 +17,6 @@ import (
 // switch happened is handed whole to the new one.
 type Switch struct {
 	cur atomic.Pointer[Router]
-	// mu is held for reading by Handle, for writing by Swap: once Swap holds
-	// it, no Handle call is still inside the old router.
-	mu sync.RWMutex
 
 	retiring sync.WaitGroup
 	cancelMu sync.Mutex
@@ -38,9 +36,19 @@ func (s *Switch) Current() *Router { return s.cur.Load() }
 // Handle is Router.Handle on the current generation.
 func (s *Switch) Handle(ctx context.Context, msg *metric.Message, done func()) error {
 	for {
-		s.mu.RLock()
-		err := s.cur.Load().Handle(ctx, msg, done)
-		s.mu.RUnlock()
+		// Counted in before the abort check, so that Swap, which aborts
+		// first and then waits for the count to drop, never misses a call.
+		// (Not a lock: a call blocked in the new generation, whose queue
+		// may be full at once when it shares the old one's cap, must not
+		// hold up the next Swap.)
+		r := s.cur.Load()
+		r.inflight.Add(1)
+		if r.isAborted() {
+			r.inflight.Add(-1)
+			continue // Swap stored the next generation before aborting this one
+		}
+		err := r.Handle(ctx, msg, done)
+		r.inflight.Add(-1)
 		if !errors.Is(err, ErrAborted) {
 			return err
 		}
@@ -52,13 +60,18 @@ func (s *Switch) Handle(ctx context.Context, msg *metric.Message, done func()) e
 }
 
 // Swap makes next (already started) the current generation and retires the
-// old one: it stops taking messages and drains in the background until it
-// has delivered everything, or until Close.
+// old one: it stops taking messages, hands what it holds for an output to
+// next's output of the same name (when next shares its memory budget), and
+// drains the rest in the background until it has delivered everything, or
+// until Close. So a reload storm while an output is down keeps one queue
+// and one retry loop per output, not one per generation.
 func (s *Switch) Swap(next *Router) {
 	old := s.cur.Swap(next)
 	old.Abort()
-	s.mu.Lock() // wait for a Handle still inside old
-	s.mu.Unlock()
+	for old.inflight.Load() > 0 { // a Handle still inside old returns soon: it was aborted
+		time.Sleep(time.Millisecond)
+	}
+	old.handOver(next)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancelMu.Lock()
 	s.cancels = append(s.cancels, cancel)

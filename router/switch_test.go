@@ -2,13 +2,17 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/shovel-metrics/shovel/router/memory"
 	"github.com/shovel-metrics/shovel/router/metric"
 )
 
@@ -137,4 +141,94 @@ func TestSwitchCountsOnceAndKeepsTheLogLimiter(t *testing.T) {
 	require.EqualValues(t, 4, snap.SamplesIn, "m.3's sample counted once, not once per generation")
 	require.Equal(t, map[RejectKey]uint64{{"lines", metric.ReasonNotANumber, true}: 3}, snap.Rejects, "m.3's rejection counted once")
 	require.Equal(t, 1, logs.count("sample dropped"), "within the limiter's interval, across the reload: one line")
+}
+
+// TestSwitchHandsQueuesOver: generations that share a memory budget hand
+// what they hold for an output to the next generation's output of that
+// name. A reload storm while the output is down keeps one queue and one
+// retry loop, within one cap; a reload that points the output at a live
+// Carbon delivers what the old generation held; every message is
+// acknowledged exactly once.
+func TestSwitchHandsQueuesOver(t *testing.T) {
+	all, _ := NewMatch("", "", nil)
+	stats, err := NewStats(nil)
+	require.NoError(t, err)
+	budget := memory.New(memory.MinLimit)
+	const queueBytes = 4 << 10
+	build := func(out *memOutput) *Router {
+		r, err := New(Config{
+			Routes: []Route{{Match: all, Decoder: lineDecoder{}, Outputs: []string{"carbon"}}},
+			Outputs: []OutputConfig{{Name: "carbon", Output: out, BatchSize: 10, FlushInterval: time.Millisecond,
+				QueueBytes: queueBytes}},
+			Stats: stats, Budget: budget,
+		})
+		require.NoError(t, err)
+		r.Start(context.Background())
+		return r
+	}
+	dead := &memOutput{}
+	dead.failing.Store(true)
+	sw := NewSwitch(build(dead))
+
+	var mu sync.Mutex
+	acks := map[string]int{}
+	var wg sync.WaitGroup
+	var returned atomic.Int64
+	sent := 0
+	handle := func(i int) {
+		v := fmt.Sprintf("m.%d %d 1", i, i)
+		sent++
+		wg.Go(func() {
+			defer returned.Add(1)
+			err := sw.Handle(context.Background(), &metric.Message{Value: []byte(v)}, func() {
+				mu.Lock()
+				acks[v]++
+				mu.Unlock()
+			})
+			require.NoError(t, err)
+		})
+	}
+	// The router's goroutines: all but this test's Handle calls still waiting.
+	routerGoroutines := func() int { return runtime.NumGoroutine() - (sent - int(returned.Load())) }
+	gate := budget.Gate("carbon")
+	goroutines := routerGoroutines()
+	var outs []*memOutput
+	for gen := range 60 {
+		for i := range 10 {
+			handle(gen*10 + i)
+		}
+		time.Sleep(2 * time.Millisecond)
+		out := &memOutput{}
+		out.failing.Store(true)
+		outs = append(outs, out)
+		sw.Swap(build(out))
+		require.LessOrEqual(t, gate.Used(), int64(2*queueBytes), "one cap across generations")
+	}
+	time.Sleep(100 * time.Millisecond) // let the retired generations finish
+	require.LessOrEqual(t, routerGoroutines(), goroutines+5, "retired generations keep no goroutines")
+	require.LessOrEqual(t, gate.Used(), int64(2*queueBytes))
+	// The budget holds the queue and what the waiting calls decoded.
+	require.GreaterOrEqual(t, budget.UsedBy(memory.Samples), gate.Used())
+	t.Logf("after 60 reloads: %d goroutines (%d before), queue %d bytes in %d deliveries (cap %d)",
+		routerGoroutines(), goroutines, gate.Used(), gate.Depth(), queueBytes)
+
+	// The last reload points at a live Carbon: everything held is delivered there.
+	live := &memOutput{}
+	sw.Swap(build(live))
+	wg.Wait()
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acks) == sent
+	}, 10*time.Second, time.Millisecond)
+	require.NoError(t, sw.Close(context.Background()))
+	for v, n := range acks {
+		require.Equal(t, 1, n, "%q acknowledged once", v)
+	}
+	require.Len(t, live.samples(), sent, "the live output got every sample")
+	for _, o := range append(outs, dead) {
+		require.Empty(t, o.samples())
+	}
+	require.Zero(t, budget.Used())
+	require.Zero(t, gate.Used())
 }
