@@ -21,8 +21,8 @@ func TestTuneGC(t *testing.T) {
 		want           int
 		wantLimit      int64 // the soft memory limit; math.MaxInt64 for none
 	}{
-		{"", "", defaultGCPercent, 2*64<<20 + 32<<20},
-		{"50", "", 100, 2*64<<20 + 32<<20},
+		{"", "", defaultGCPercent, 96<<20 + 32<<20},
+		{"50", "", 100, 96<<20 + 32<<20},
 		{"", "1GiB", 100, math.MaxInt64},
 	} {
 		t.Setenv("GOGC", tc.gogc)

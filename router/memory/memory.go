@@ -46,11 +46,11 @@ const DefaultLimit = 64 << 20
 
 // SoftLimit is the Go runtime memory limit (debug.SetMemoryLimit) shovel
 // sets for a budget when GOMEMLIMIT is not set: room for a live heap as
-// large as the budget, as much garbage again between collections, and
-// 32 MiB for the runtime, the status endpoints and the outputs' buffers.
-// It is soft: the collector works harder near it, it never fails an
-// allocation.
-func SoftLimit(budget int64) int64 { return 2*budget + 32<<20 }
+// large as the budget, half as much again for garbage between
+// collections, and 32 MiB for the runtime, the status endpoints and the
+// outputs' buffers. It is soft: the collector works harder near it (only
+// while the budget is nearly spent), it never fails an allocation.
+func SoftLimit(budget int64) int64 { return budget + budget/2 + 32<<20 }
 
 // MinLimit is the smallest budget accepted: below it a single large
 // message would hold everything up.
