@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -112,6 +113,23 @@ func bigSliceMessages(prefix string, n, size int, ts int64) [][]byte {
 		}
 		b.WriteString("}}}")
 		out[i] = b.Bytes()
+	}
+	return out
+}
+
+// sliceSamples are the samples a slice message of plain objects (as
+// bigSliceMessages writes) decodes into.
+func sliceSamples(t *testing.T, value []byte) []carbontest.Sample {
+	var m struct {
+		TS   float64                       `json:"ts"`
+		Data map[string]map[string]float64 `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(value, &m))
+	var out []carbontest.Sample
+	for obj, metrics := range m.Data {
+		for name, v := range metrics {
+			out = append(out, carbontest.Sample{Path: obj + "." + name, Time: m.TS, Value: v})
+		}
 	}
 	return out
 }

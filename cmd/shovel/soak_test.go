@@ -18,6 +18,7 @@ import (
 
 	"github.com/shovel-metrics/shovel/outputs/carbon/carbontest"
 	"github.com/shovel-metrics/shovel/router/kafka/kafkatest"
+	"github.com/shovel-metrics/shovel/router/memory"
 )
 
 // TestSoak runs shovel as a process for SHOVEL_SOAK_DURATION (default 3m)
@@ -25,10 +26,17 @@ import (
 // s, and reports samples in and out, RSS and goroutines over time. It fails
 // on any lost sample, and when RSS or goroutines grow instead of staying
 // flat. Only with SHOVEL_SOAK=1 (`make soak`).
+//
+// With SHOVEL_SOAK_HOSTILE=1 as well (`make soak-hostile`) the mix is
+// hostile: besides the bad messages, 1 MB messages, records with 1 000
+// headers, the output-amplification attacks of issue 11, a SIGHUP reload
+// every 5 s, and Carbon away for 2 s every 10 s. It then also fails when
+// the RSS passes the bound of docs/memory.md for the default budget.
 func TestSoak(t *testing.T) {
 	if os.Getenv("SHOVEL_SOAK") != "1" {
 		t.Skip("soak test: set SHOVEL_SOAK=1 (make soak)")
 	}
+	hostile := os.Getenv("SHOVEL_SOAK_HOSTILE") == "1"
 	duration := 3 * time.Minute
 	if d := os.Getenv("SHOVEL_SOAK_DURATION"); d != "" {
 		var err error
@@ -40,9 +48,12 @@ func TestSoak(t *testing.T) {
 		parts        = 4
 		perTick      = 50 // messages every 100 ms: 500 a second, 3000 samples
 		tick         = 100 * time.Millisecond
-		restartEvery = 30 * time.Second
 		downFor      = 2 * time.Second
 	)
+	restartEvery := 30 * time.Second
+	if hostile {
+		restartEvery = 10 * time.Second
+	}
 	bad := [][]byte{
 		[]byte(`{"type":"slice","ts":1,"data":{"a":{"b":1`),
 		[]byte(`{"type":"slice","ts":"x","data":{"a":{"b":1}}}`),
@@ -57,6 +68,20 @@ func TestSoak(t *testing.T) {
 		"flush_interval: 200ms", "flush_interval: 1s", 1))
 	sh := startProcess(t, "route", "--config", cfg)
 	metricsURL := processStatusURL(t, sh) + "/metrics"
+	var hostileMsgs [][]byte
+	headers := map[string]string{}
+	if hostile {
+		for _, m := range amplifyingMessages(recentTS()) {
+			hostileMsgs = append(hostileMsgs, m)
+		}
+		// 1 MB of good samples no route of the soak takes ("soakbig" is a
+		// slice, so they are decoded and delivered, and must arrive).
+		for i := range 1000 {
+			headers[strconv.Itoa(i)] = "h"
+		}
+	}
+	nextReload := time.Now().Add(5 * time.Second)
+	reloads := 0
 
 	// Timestamps a second apart from 300 days ago: inside the window for
 	// any soak shorter than that many seconds / 500.
@@ -88,6 +113,27 @@ func TestSoak(t *testing.T) {
 			}
 		}
 		produced += len(kpis)
+		if hostile {
+			tickN := produced / perTick
+			switch tickN % 10 {
+			case 3: // a 1 MB message whose samples must all arrive
+				big := bigSliceMessages(fmt.Sprintf("soakbig.t%d", tickN), 1, 1_000_000, ts0+int64(produced))
+				recs = append(recs, kafkatest.Record{Topic: topic, Partition: int32(tickN) % parts, Value: big[0]})
+				want = append(want, sliceSamples(t, big[0])...)
+			case 6: // an amplification attack: rejected whole
+				recs = append(recs, kafkatest.Record{Topic: topic, Partition: int32(tickN) % parts, Value: hostileMsgs[tickN%len(hostileMsgs)]})
+				badProduced++
+			case 8: // a good message with 1 000 headers
+				k := sliceKPIs(fmt.Sprintf("soakhdr.t%d", tickN), 1, ts0+int64(produced))[0]
+				recs = append(recs, kafkatest.Record{Topic: topic, Partition: int32(tickN) % parts, Value: k.value, Headers: headers})
+				want = append(want, k.want...)
+			}
+			if time.Now().After(nextReload) {
+				require.NoError(t, sh.cmd.Process.Signal(syscall.SIGHUP))
+				reloads++
+				nextReload = time.Now().Add(5 * time.Second)
+			}
+		}
 		require.NoError(t, b.ProduceContext(t.Context(), recs...))
 		require.True(t, sh.running(), "shovel exited: %v", sh.err)
 
@@ -108,10 +154,19 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	requireAllArrive(t, want, 120*time.Second, listeners...)
+	hwm := procStatus(t, sh.cmd.Process.Pid, "VmHWM")
 	_, code := sh.signal(t, syscall.SIGTERM)
 	require.Equal(t, 0, code)
-	t.Logf("soak done: %d samples in, %d written to Carbon (%d distinct, %d duplicates), %d Carbon restarts",
-		len(want), lenOf(listeners...), len(distinct(samplesOf(listeners...))), lenOf(listeners...)-len(want), len(listeners)-1)
+	t.Logf("soak done: %d samples in, %d written to Carbon (%d distinct, %d duplicates), %d Carbon restarts, %d reloads",
+		len(want), lenOf(listeners...), len(distinct(samplesOf(listeners...))), lenOf(listeners...)-len(want), len(listeners)-1, reloads)
+	if hostile {
+		peak := float64(hwm)
+		bound := float64(rssBound(memory.DefaultLimit, parts, 1_000_000))
+		t.Logf("hostile: peak RSS sampled %.0f MiB, bound %.0f MiB", peak/(1<<20), bound/(1<<20))
+		if !raceEnabled {
+			require.LessOrEqual(t, peak, bound, "RSS within the memory budget's bound")
+		}
+	}
 
 	// Flat: after a minute of warm-up, neither RSS nor goroutines keep growing.
 	var warm *point
