@@ -22,12 +22,14 @@ type memOutput struct {
 	writes  [][]metric.Sample
 	failing atomic.Bool   // Write fails with ErrNotConnected while set
 	gate    chan struct{} // when non-nil, Write waits for a receive from it
+	delay   time.Duration // each Write takes this long first
 	closed  atomic.Bool
 }
 
 func (m *memOutput) Connect(context.Context) error { return nil }
 func (m *memOutput) Close() error                  { m.closed.Store(true); return nil }
 func (m *memOutput) Write(ctx context.Context, s []metric.Sample) error {
+	time.Sleep(m.delay)
 	if m.gate != nil {
 		select {
 		case <-m.gate:

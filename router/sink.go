@@ -64,6 +64,7 @@ type sink struct {
 	// batched; adoptReady is signalled when there are some.
 	adoptMu    sync.Mutex
 	adopted    []*delivery
+	passed     bool // passOn took adopted: what comes later goes to the successor
 	adoptedN   atomic.Int64
 	adoptReady chan struct{}
 
@@ -310,6 +311,7 @@ func (s *sink) passOn(held []*delivery) {
 	s.adoptMu.Lock()
 	held = append(held, s.adopted...)
 	s.adopted = nil
+	s.passed = true
 	s.adoptedN.Store(0)
 	s.adoptMu.Unlock()
 	s.successor.adopt(held)
@@ -323,6 +325,13 @@ func (s *sink) adopt(ds []*delivery) {
 		return
 	}
 	s.adoptMu.Lock()
+	if s.passed {
+		// Retired too, before its predecessor got round to handing over
+		// (reloads in quick succession): on to the newest.
+		s.adoptMu.Unlock()
+		s.successor.adopt(ds)
+		return
+	}
 	s.adopted = append(s.adopted, ds...)
 	s.adoptedN.Store(int64(len(s.adopted)))
 	s.adoptMu.Unlock()

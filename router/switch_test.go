@@ -198,7 +198,9 @@ func TestSwitchHandsQueuesOver(t *testing.T) {
 			handle(gen*10 + i)
 		}
 		time.Sleep(2 * time.Millisecond)
-		out := &memOutput{}
+		// Slow to fail, so that a generation may be retired before its
+		// predecessor has handed over (its write still in progress).
+		out := &memOutput{delay: time.Duration(gen%3) * 5 * time.Millisecond}
 		out.failing.Store(true)
 		outs = append(outs, out)
 		sw.Swap(build(out))
