@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -152,9 +151,7 @@ func TestSliceLimits(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dec := newSliceDecoder(t, tt.set)
 			var out metric.Result
-			start := time.Now()
 			err := dec.Decode(&metric.Message{Value: []byte(tt.msg)}, &out)
-			require.Less(t, time.Since(start), time.Second)
 			if tt.reason == "" {
 				require.NoError(t, err)
 				require.Equal(t, tt.want, render(out, nil))

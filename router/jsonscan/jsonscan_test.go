@@ -5,7 +5,6 @@ import (
 	"math"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -95,14 +94,13 @@ func TestDepth(t *testing.T) {
 	require.ErrorIs(t, Scanner{MaxDepth: 1}.ArrayEach([]byte(`[[]]`), func([]byte, Kind) error { return nil }), ErrTooDeep)
 
 	// A hostile document is refused at the limit, not after reading it all.
+	// The error's offset says where reading stopped.
 	hostile := []byte(strings.Repeat("[", 10_000_000))
-	start := time.Now()
 	err := Scanner{}.Validate(hostile)
 	require.ErrorIs(t, err, ErrTooDeep)
 	var e *Error
 	require.ErrorAs(t, err, &e)
 	require.Equal(t, DefaultMaxDepth, e.Offset)
-	require.Less(t, time.Since(start), time.Second)
 }
 
 func nop([]byte, []byte, Kind) error { return nil }
