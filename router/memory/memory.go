@@ -97,27 +97,30 @@ func (b *Budget) Used() int64 {
 // UsedBy is what component c holds now.
 func (b *Budget) UsedBy(c Component) int64 { return b.used[c].Load() }
 
-// Peak is the highest total seen by Charge since New.
-func (b *Budget) Peak() int64 { return b.peak.Load() }
+// Peak is the highest total seen since New, as sampled by NotePeak (the
+// Kafka consumer calls it every 50 ms) and by Peak itself.
+func (b *Budget) Peak() int64 { return b.NotePeak() }
+
+// NotePeak records the current total if it is a new high, and returns the
+// high. Charge does not, to keep the per-message path to one atomic add.
+func (b *Budget) NotePeak() int64 {
+	t := b.Used()
+	for {
+		p := b.peak.Load()
+		if t <= p {
+			return p
+		}
+		if b.peak.CompareAndSwap(p, t) {
+			return t
+		}
+	}
+}
 
 // Over reports whether the charges have reached the limit.
 func (b *Budget) Over() bool { return b.Used() >= b.limit }
 
 // Charge adds n bytes to component c; Release takes them back.
-func (b *Budget) Charge(c Component, n int64) {
-	b.used[c].Add(n)
-	// The peak is for tests and the gauge; only a new high pays for the sum.
-	if n > 0 {
-		if t := b.Used(); t > b.peak.Load() {
-			for {
-				p := b.peak.Load()
-				if t <= p || b.peak.CompareAndSwap(p, t) {
-					break
-				}
-			}
-		}
-	}
-}
+func (b *Budget) Charge(c Component, n int64) { b.used[c].Add(n) }
 
 // Release returns n bytes charged to c.
 func (b *Budget) Release(c Component, n int64) { b.used[c].Add(-n) }
@@ -130,7 +133,7 @@ func (b *Budget) Register(reg prometheus.Registerer) error {
 			Help: "The memory budget (limits.memory): consumption pauses when the bytes held reach it."},
 			func() float64 { return float64(b.limit) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shovel_memory_used_peak_bytes",
-			Help: "The highest total of bytes held against the memory budget since start."},
+			Help: "The highest total of bytes held against the memory budget since start (sampled every 50 ms)."},
 			func() float64 { return float64(b.Peak()) }),
 	}
 	for c := range numComponents {

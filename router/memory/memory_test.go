@@ -31,6 +31,7 @@ func TestBudgetChargesAndGauges(t *testing.T) {
 	b.Charge(Messages, 100)
 	b.Charge(Samples, 50)
 	require.EqualValues(t, 150, b.Used())
+	b.NotePeak()
 	b.Release(Messages, 100)
 	require.EqualValues(t, 50, b.Used())
 	require.EqualValues(t, 150, b.Peak())
