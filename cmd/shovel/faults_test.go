@@ -484,7 +484,8 @@ outputs:
              reconnect_min: 50ms, reconnect_max: 10s}
 shutdown_timeout: 10s
 # Small enough that the stall below passes each partition's share (a
-# quarter of it: 1 MiB, some 3 500 of these messages).
+# quarter of it shared by the two partitions: 512 KiB, some 1 800 of these
+# messages).
 limits: {memory: 4MiB}
 `, b.Addr, topic, group, carbon.Addr()))
 	sh := startShovel(t, "route", "--config", cfg)

@@ -124,8 +124,9 @@ func TestConsumerPausesOnlyTheBlockedPartition(t *testing.T) {
 		t.Skip("needs the kfake broker")
 	}
 	b := kafkatest.Start(t, 2, "kpis")
-	// A budget whose per-partition share (a quarter of it here) is some
-	// 50 of these messages: partition 0 passes it long before its end.
+	// A budget whose per-partition share (a quarter of it, shared by two
+	// partitions: 8 KiB) is some 40 of these messages: partition 0 passes
+	// it long before its end.
 	budget := memory.New(64 << 10)
 	const n = 2000
 	produceNumbered(t, b, "kpis", 2, n)
