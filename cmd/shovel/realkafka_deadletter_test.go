@@ -4,10 +4,17 @@ package main
 
 // The dead-letter producer on Apache Kafka: a missing topic stops start-up
 // (Apache Kafka here creates no topic on request), and rejected messages
-// land on the topic with their headers before their offsets are committed.
+// land on the topic with their headers before their offsets are committed,
+// produced by an idempotent producer (acks=all): each letter once, in
+// order, also when the topic refuses letters as too large and the
+// producer bumps its epoch to go on.
 
 import (
+	"bytes"
+	"fmt"
+	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,9 +77,69 @@ dead_letter: {topic: ` + dead + `}
 		require.Equal(t, topic, h[kafka.HeaderTopic])
 		require.Equal(t, strconv.Itoa(2*i+1), h[kafka.HeaderOffset], "good and bad messages alternate")
 		require.Equal(t, "olt-7", h["origin"], "the original headers are kept")
+		require.GreaterOrEqual(t, r.ProducerID, int64(0), "produced by the idempotent producer")
+		require.Equal(t, dead[0].ProducerID, r.ProducerID, "one producer")
 	}
 	require.Eventually(t, func() bool { return c.CommittedTotal(t, group, topic) == int64(len(recs)) }, 30*time.Second, 50*time.Millisecond)
 	require.Equal(t, 0, sh.stop(t))
 	require.Equal(t, sortSamples(want), sortSamples(pickle.Samples()))
 	require.Equal(t, map[int32]int64{0: int64(len(bad))}, c.EndOffsets(t, dlTopic, 1), "each dead letter once")
+
+	t.Run("refused by the broker", func(t *testing.T) {
+		// The topic takes 100 000 bytes a record: the broker refuses two
+		// letters of about 1 MB for good (MESSAGE_TOO_LARGE). The
+		// idempotent producer bumps its epoch past the gap; the letters
+		// arrive truncated, once each, in order, and nothing stalls.
+		const topic, dlTopic, group = "kpis.real-huge", "kpis.real-huge-dead", "real-dl-huge"
+		c.CreateTopic(t, kafkabroker.Topic{Name: topic, Partitions: 1, Configs: map[string]string{"max.message.bytes": "4194304"}})
+		c.CreateTopic(t, kafkabroker.Topic{Name: dlTopic, Partitions: 1, Configs: map[string]string{"max.message.bytes": "100000"}})
+		manyHeaders := map[string]string{}
+		for i := range 1000 {
+			manyHeaders[fmt.Sprintf("h%03d", i)] = strings.Repeat("x", 1000)
+		}
+		good := sliceKPIs("realdl.huge", 3, recent())
+		c.Produce(t,
+			kafkatest.Record{Topic: topic, Value: good[0].value},
+			kafkatest.Record{Topic: topic, Value: bytes.Repeat([]byte{0xfe}, 1_000_001)},
+			kafkatest.Record{Topic: topic, Value: good[1].value},
+			kafkatest.Record{Topic: topic, Value: []byte("{"), Headers: manyHeaders},
+			kafkatest.Record{Topic: topic, Value: good[2].value},
+		)
+		pickle := carbontest.ListenPickle(t)
+		sh := startShovel(t, "route", "--config", writeConfig(t, `
+kafka: {brokers: "`+c.Addr()+`", topics: [`+topic+`], group: `+group+`}
+decoders: {kpis: {kind: slice, max_message_bytes: 1048576}}
+routes: [{decoder: kpis, outputs: [graphite]}]
+outputs: {graphite: {kind: carbon-pickle, address: "`+pickle.Addr()+`"}}
+dead_letter: {topic: `+dlTopic+`}
+`))
+		url := statusURL(t, sh)
+		var want []carbontest.Sample
+		for _, k := range good {
+			want = append(want, k.want...)
+		}
+		require.Eventually(t, func() bool { return c.CommittedTotal(t, group, topic) == 5 }, 60*time.Second, 50*time.Millisecond,
+			"the offset is committed past the refused letters")
+		dead := c.Consume(t, dlTopic, 2)
+		require.Len(t, dead, 2)
+		for i, r := range dead {
+			h := recordHeaders(r)
+			require.Empty(t, r.Value, "truncated")
+			require.Len(t, r.Headers, 7, "shovel's headers only")
+			require.Equal(t, strconv.Itoa(1+2*i), h[kafka.HeaderOffset], "in the order of the source")
+			size, err := strconv.Atoi(h[kafka.HeaderTruncated])
+			require.NoError(t, err)
+			require.Greater(t, size, 1_000_000, "the size left out")
+			require.GreaterOrEqual(t, r.ProducerID, int64(0), "produced by the idempotent producer")
+		}
+		_, body := get(t, url+"/metrics")
+		require.EqualValues(t, 2, metricValue(t, body, "shovel_dead_letters_delivered_total"))
+		require.EqualValues(t, 2, metricValue(t, body, "shovel_dead_letters_truncated_total"))
+		require.EqualValues(t, 0, metricValue(t, body, "shovel_dead_letters_dropped_total"))
+		code, readyz := get(t, url+"/readyz")
+		require.Equal(t, http.StatusOK, code, readyz)
+		require.Equal(t, 0, sh.stop(t))
+		require.Equal(t, sortSamples(want), distinct(pickle.Samples()))
+		require.Equal(t, map[int32]int64{0: 2}, c.EndOffsets(t, dlTopic, 1), "each dead letter once")
+	})
 }

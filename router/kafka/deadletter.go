@@ -109,8 +109,14 @@ func InheritSecurity(consumer map[string]any) map[string]any {
 //     forever.
 //
 // A transient failure (queue full, broker away, timeout) is retried with a
-// growing pause: nothing is lost, and only the partition that waits for
-// the letter waits.
+// growing pause: nothing is lost, and only the partitions that wait for
+// letters wait.
+//
+// The producer is idempotent (acks=all, enable.idempotence): librdkafka's
+// retries neither duplicate nor reorder letters. Letters produced again
+// (truncated, or after librdkafka gave one back) are produced one at a
+// time in the order their delivery reports came, so they keep their order
+// among themselves.
 type DeadLetterWriter struct {
 	p            *ck.Producer
 	topic        string
@@ -127,7 +133,9 @@ type DeadLetterWriter struct {
 	lastErr   string    // the last failure, for Readiness
 	dropping  bool      // the last letter resolved was dropped
 	closing   bool
-	retries   sync.WaitGroup
+	resend    []resend       // letters to produce again, in the order of their reports
+	wake      chan struct{}  // a letter was queued in resend
+	retries   sync.WaitGroup // the resender
 	closeOnce sync.Once
 
 	wg       sync.WaitGroup // reports
@@ -180,6 +188,7 @@ func NewDeadLetter(ctx context.Context, cfg DeadLetterConfig, log *slog.Logger) 
 	}
 	cm := ck.ConfigMap{
 		"acks":                   "all",
+		"enable.idempotence":     true,
 		"linger.ms":              20,
 		"go.logs.channel.enable": true,
 		// The topic must exist (checked here): a typo must not create one.
@@ -207,8 +216,10 @@ func NewDeadLetter(ctx context.Context, cfg DeadLetterConfig, log *slog.Logger) 
 	}
 	d := &DeadLetterWriter{p: p, topic: cfg.Topic, maxRecord: maxRecord, unreadyAfter: unready,
 		log: log, limit: ratelimit.New(10 * time.Second), now: time.Now, m: m,
-		logsDone: make(chan struct{}), closed: make(chan struct{})}
+		logsDone: make(chan struct{}), closed: make(chan struct{}), wake: make(chan struct{}, 1)}
 	go forwardLogsLimited(p.Logs(), log, d.logsDone, d.limit)
+	d.retries.Add(1)
+	go d.resender()
 	d.wg.Add(1)
 	go d.reports()
 	if err := d.checkTopic(ctx); err != nil {
@@ -433,25 +444,71 @@ func (d *DeadLetterWriter) reports() {
 	}
 }
 
-// again produces l anew after pause, off the reports loop: produce may
-// wait for room in the queue, which only the reports loop makes.
+// again queues l to be produced anew after pause, behind the letters
+// queued before it: reports come in the order the letters were produced,
+// so dead letters sent again (truncated ones above all) keep that order,
+// which an idempotent producer promises. The resender produces them, off
+// the reports loop: produce may wait for room in the queue, which only
+// the reports loop makes.
 func (d *DeadLetterWriter) again(l *letter, pause time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closing {
 		return // the source stays unacknowledged: delivered again after a restart
 	}
-	d.retries.Add(1)
-	go func() {
-		defer d.retries.Done()
-		select {
-		case <-d.closed:
-			return
-		case <-time.After(pause):
+	d.resend = append(d.resend, resend{l: l, at: time.Now().Add(pause)})
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// resend is a letter waiting in DeadLetterWriter.resend.
+type resend struct {
+	l  *letter
+	at time.Time // not before
+}
+
+// resender produces the queued letters one at a time, in order: a letter
+// waits for the one before it, so a pause delays those behind it too.
+// There are at most as many as letters in flight, which librdkafka's
+// queue bounds.
+func (d *DeadLetterWriter) resender() {
+	defer d.retries.Done()
+	for {
+		d.mu.Lock()
+		var next resend
+		queued := len(d.resend) > 0
+		if queued {
+			next = d.resend[0]
 		}
-		l.km.TopicPartition.Partition = ck.PartitionAny
-		_ = d.produce(context.Background(), l) // ends when delivered, dropped or closed
-	}()
+		d.mu.Unlock()
+		if !queued {
+			select {
+			case <-d.closed:
+				return
+			case <-d.wake:
+			}
+			continue
+		}
+		if wait := time.Until(next.at); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-d.closed:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		d.mu.Lock()
+		d.resend[0] = resend{}
+		d.resend = d.resend[1:]
+		d.mu.Unlock()
+		next.l.km.TopicPartition.Partition = ck.PartitionAny
+		if errors.Is(d.produce(context.Background(), next.l), errClosed) { // else delivered, dropped or on its way
+			return
+		}
+	}
 }
 
 func (d *DeadLetterWriter) deliver(l *letter) {

@@ -153,9 +153,16 @@ func TestDeadLetterTruncatesWhatCannotBeProduced(t *testing.T) {
 
 			recs := b.Consume(t, "kpis.dead", 3)
 			byOffset := map[string]*kgo.Record{}
+			var truncated []string
 			for _, r := range recs {
 				byOffset[headerMap(r)[HeaderOffset]] = r
+				if _, ok := headerMap(r)[HeaderTruncated]; ok {
+					truncated = append(truncated, headerMap(r)[HeaderOffset])
+				}
+				require.GreaterOrEqual(t, r.ProducerID, int64(0), "produced by the idempotent producer")
 			}
+			// Letters sent again truncated keep their order among themselves.
+			require.Equal(t, []string{"41", "42"}, truncated)
 			for off, want := range map[string]int{"41": 1 + 1_000_001 + 6*10 + 124, "42": 1 + 1000*1014 + 6*10 + 124} {
 				r := byOffset[off]
 				require.NotNil(t, r, "offset %s", off)
