@@ -226,6 +226,12 @@ func NewDeadLetter(ctx context.Context, cfg DeadLetterConfig, log *slog.Logger) 
 		_ = d.Close(0)
 		return nil, err
 	}
+	// An idempotent producer refused a producer id (not authorised) may
+	// have failed already; later, it is reported and its letters dropped.
+	if err := d.p.GetFatalError(); err != nil {
+		_ = d.Close(0)
+		return nil, fmt.Errorf("dead letter: producer for %s failed: %w (or set enable.idempotence: false in dead_letter.settings)", cfg.Brokers, err)
+	}
 	return d, nil
 }
 
@@ -351,6 +357,28 @@ func permanent(err error) bool {
 	return kerr.IsFatal()
 }
 
+// failedForGood reports whether the producer itself can produce nothing
+// any more: an idempotent producer raises a fatal error when it cannot
+// keep its guarantees (the broker lost track of its sequence numbers, or
+// refuses it a producer id), and then fails every letter, queued (purged)
+// or new. Letters are dropped, not retried: a retry would fail the same
+// way forever and stall its partition.
+func (d *DeadLetterWriter) failedForGood(err error) bool {
+	var kerr ck.Error
+	if errors.As(err, &kerr) && (kerr.Code() == ck.ErrFatal || kerr.IsFatal()) {
+		return true
+	}
+	return d.p.GetFatalError() != nil
+}
+
+// fatalError is the producer's fatal error, which says why, else err.
+func (d *DeadLetterWriter) fatalError(err error) error {
+	if fatal := d.p.GetFatalError(); fatal != nil {
+		return fatal
+	}
+	return err
+}
+
 // backoff is the pause before a letter's next attempt after n transient failures.
 func backoff(n int) time.Duration {
 	return min(100*time.Millisecond<<min(n, 6), 5*time.Second)
@@ -366,11 +394,14 @@ func (d *DeadLetterWriter) produce(ctx context.Context, l *letter) error {
 			return nil
 		case errors.Is(err, errClosed):
 			return err
+		case d.failedForGood(err):
+			d.drop(l, d.fatalError(err), dropFatal)
+			return nil
 		case permanent(err) && !l.truncated:
 			d.truncate(l, err.Error())
 			continue
 		case permanent(err):
-			d.drop(l, err)
+			d.drop(l, err, dropRefused)
 			return nil
 		}
 		// A full queue empties as the broker takes letters: wait a little.
@@ -415,7 +446,9 @@ func (d *DeadLetterWriter) reports() {
 	for ev := range d.p.Events() {
 		m, ok := ev.(*ck.Message)
 		if !ok {
-			if e, isErr := ev.(ck.Error); isErr {
+			if e, isErr := ev.(ck.Error); isErr && e.IsFatal() {
+				d.log.Error("dead letter: the producer failed for good: every dead letter is dropped until shovel is restarted", "topic", d.topic, "err", e)
+			} else if isErr {
 				d.warn("client:"+e.Code().String(), "dead letter: kafka error", "err", e)
 			}
 			continue
@@ -428,11 +461,13 @@ func (d *DeadLetterWriter) reports() {
 		switch {
 		case err == nil:
 			d.deliver(l)
+		case d.failedForGood(err):
+			d.drop(l, d.fatalError(err), dropFatal)
 		case permanent(err) && !l.truncated:
 			d.truncate(l, err.Error())
 			d.again(l, 0)
 		case permanent(err):
-			d.drop(l, err)
+			d.drop(l, err, dropRefused)
 		default:
 			pause := backoff(l.attempts)
 			l.attempts++ // before again: l belongs to its goroutine from then on
@@ -523,15 +558,20 @@ func (d *DeadLetterWriter) deliver(l *letter) {
 	l.done()
 }
 
+// Why drop gives up on a letter, as logged.
+const (
+	dropRefused = "dead letter dropped: even truncated it cannot be produced; the source message is skipped"
+	dropFatal   = "dead letter dropped: the producer failed for good (restart shovel); the source message is skipped"
+)
+
 // drop gives up on l for good and acknowledges its source.
-func (d *DeadLetterWriter) drop(l *letter, err error) {
+func (d *DeadLetterWriter) drop(l *letter, err error, why string) {
 	d.m.dropped.Inc()
 	d.mu.Lock()
 	d.inflight--
 	d.progress, d.dropping, d.lastErr = d.now(), true, err.Error()
 	d.mu.Unlock()
-	d.warn("dropped", "dead letter dropped: even truncated it cannot be produced; the source message is skipped",
-		"topic", d.topic, "source_topic", l.src.Topic, "partition", l.src.Partition, "offset", l.src.Offset, "err", err)
+	d.warn("dropped", why, "topic", d.topic, "source_topic", l.src.Topic, "partition", l.src.Partition, "offset", l.src.Offset, "err", err)
 	l.done()
 }
 

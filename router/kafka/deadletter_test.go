@@ -225,6 +225,36 @@ func TestDeadLetterDropsWhatNeverFits(t *testing.T) {
 	require.Empty(t, d.Readiness(), "ready again once a letter is delivered")
 }
 
+// TestDeadLetterDropsWhenTheProducerFailsForGood: a broker that answers the
+// idempotent producer's first batch with OUT_OF_ORDER_SEQUENCE_NUMBER
+// makes librdkafka raise a fatal error (it can no longer vouch for order
+// or once-ness); from then on every letter fails. They are dropped and
+// counted, their sources acknowledged, never retried forever.
+func TestDeadLetterDropsWhenTheProducerFailsForGood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the kfake broker")
+	}
+	b := kafkatest.Start(t, 1, "kpis.dead")
+	var on atomic.Bool
+	on.Store(true)
+	failProduce(b, kerr.OutOfOrderSequenceNumber.Code, &on)
+	d := newTestDeadLetter(t, DeadLetterConfig{Brokers: b.Addr, Topic: "kpis.dead", UnreadyAfter: time.Minute})
+	var a acks
+	for i := range 3 {
+		require.NoError(t, d.Send(context.Background(), &metric.Message{Topic: "kpis", Offset: int64(i), Value: []byte("{")}, "invalid_json", "", a.done))
+	}
+	require.Eventually(t, func() bool { return a.count() == 3 }, 30*time.Second, 10*time.Millisecond)
+	require.Error(t, d.p.GetFatalError())
+	// Later letters too: the producer takes none.
+	require.NoError(t, d.Send(context.Background(), &metric.Message{Topic: "kpis", Offset: 3, Value: []byte("{")}, "invalid_json", "", a.done))
+	require.Eventually(t, func() bool { return a.count() == 4 }, 30*time.Second, 10*time.Millisecond)
+	require.Equal(t, 4.0, counterValue(d.m.dropped))
+	require.Equal(t, 0.0, counterValue(d.m.delivered))
+	require.Equal(t, 0.0, counterValue(d.m.truncated), "truncating cannot help")
+	require.Contains(t, d.Readiness(), "dead letters to kpis.dead are being dropped")
+	require.Contains(t, d.Readiness(), "sequence")
+}
+
 // TestDeadLetterRetriesTransientFailures: a broker that fails produce
 // requests for a while delays dead letters, it does not lose them; the
 // writer reports itself not ready meanwhile.
