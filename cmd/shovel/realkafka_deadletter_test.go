@@ -28,7 +28,10 @@ import (
 
 func TestRealKafkaDeadLetters(t *testing.T) {
 	c := sharedKafka(t)
-	const topic, dlTopic, group = "kpis.real-dl", "kpis.real-dead", "real-dl"
+	// The broker is shared by the whole run, -count=N included: names of
+	// their own for each run.
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	topic, dlTopic, group := "kpis.real-dl-"+run, "kpis.real-dead-"+run, "real-dl-"+run
 	c.CreateTopic(t, kafkabroker.Topic{Name: topic, Partitions: 1})
 	pickle := carbontest.ListenPickle(t)
 	config := func(dead string) string {
@@ -90,7 +93,7 @@ dead_letter: {topic: ` + dead + `}
 		// letters of about 1 MB for good (MESSAGE_TOO_LARGE). The
 		// idempotent producer bumps its epoch past the gap; the letters
 		// arrive truncated, once each, in order, and nothing stalls.
-		const topic, dlTopic, group = "kpis.real-huge", "kpis.real-huge-dead", "real-dl-huge"
+		topic, dlTopic, group := "kpis.real-huge-"+run, "kpis.real-huge-dead-"+run, "real-dl-huge-"+run
 		c.CreateTopic(t, kafkabroker.Topic{Name: topic, Partitions: 1, Configs: map[string]string{"max.message.bytes": "4194304"}})
 		c.CreateTopic(t, kafkabroker.Topic{Name: dlTopic, Partitions: 1, Configs: map[string]string{"max.message.bytes": "100000"}})
 		manyHeaders := map[string]string{}
