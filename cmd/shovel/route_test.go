@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -162,12 +163,31 @@ func port(t *testing.T, addr string) string {
 }
 
 // deadPort returns a loopback port with nothing listening on it.
+//
+// The port is taken below the kernel's ephemeral range: a port from
+// Listen(":0"), once closed, may be handed to the next Listen(":0") — the
+// status endpoint of the very shovel under test — and a test that later
+// starts its Carbon there would find it taken.
 func deadPort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	ln.Close()
-	return port(t, addr)
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	for i := 0; i < 100; i++ {
+		p := 10000 + rand.IntN(max(low-10000, 1))
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue // in use: try another
+		}
+		ln.Close()
+		return strconv.Itoa(p)
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 func skipShort(t *testing.T) {
